@@ -1,0 +1,83 @@
+"""Guards the checks use: no calling the reference, and the right device.
+
+``reference_calls(fn, banned)`` finds calls of banned functions in the learner's answer, both in the
+source text (catches ``from torchvision.ops import sigmoid_focal_loss`` at the top of the notebook) and at
+run time (the banned attributes are swapped for tripwires while the answer runs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import inspect
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+
+
+class ReferenceCalled(Exception):
+    """The learner's answer called a function it was asked to write itself."""
+
+
+def _source(fn: Callable[..., Any]) -> str:
+    try:
+        return inspect.getsource(fn)
+    except (OSError, TypeError):
+        return ""
+
+
+def banned_names_in_source(fn: Callable[..., Any], banned: list[str]) -> list[str]:
+    """The dotted names in ``banned`` whose last part is called in ``fn``'s source text.
+
+    ``"torch.nn.functional.group_norm"`` matches ``F.group_norm(``, ``group_norm(`` or
+    ``nn.GroupNorm(`` if the latter is banned too. Class methods of modules are searched through
+    ``inspect.getsource`` of the class.
+    """
+    text = _source(fn)
+    found = []
+    for dotted in banned:
+        leaf = dotted.rsplit(".", 1)[-1]
+        if re.search(rf"(?<![\w]){re.escape(leaf)}\s*\(", text):
+            found.append(dotted)
+    return found
+
+
+@contextlib.contextmanager
+def tripwires(banned: list[str]) -> Iterator[None]:
+    """Replace each dotted attribute in ``banned`` by a function raising ``ReferenceCalled``."""
+    saved: list[tuple[object, str, object]] = []
+    try:
+        for dotted in banned:
+            module_name, attr = dotted.rsplit(".", 1)
+            try:
+                owner: object = importlib.import_module(module_name)
+            except ImportError:
+                parent, cls = module_name.rsplit(".", 1)
+                owner = getattr(importlib.import_module(parent), cls)
+            original = getattr(owner, attr)
+
+            def wire(*args: Any, _name: str = dotted, **kwargs: Any) -> Any:
+                raise ReferenceCalled(
+                    f"your answer called {_name}, which it should implement itself"
+                )
+
+            saved.append((owner, attr, original))
+            setattr(owner, attr, wire)
+        yield
+    finally:
+        for owner, attr, original in reversed(saved):
+            setattr(owner, attr, original)
+
+
+def meta_like(*shapes: tuple[int, ...], dtype: torch.dtype = torch.float32) -> list[torch.Tensor]:
+    """Tensors on the ``meta`` device: code that creates CPU tensors next to them raises."""
+    return [torch.empty(shape, device="meta", dtype=dtype) for shape in shapes]
+
+
+WRONG_DEVICE_HINT = (
+    "your function creates a tensor without device=... (e.g. torch.zeros(n) or torch.tensor(...)); "
+    "make new tensors with the input's device and dtype, e.g. torch.zeros_like(x) or "
+    "x.new_zeros(n), so the same code runs on a GPU"
+)

@@ -1,0 +1,1 @@
+"""Running the course's notebooks: release, self-check and classroom grading (the ``course`` command)."""

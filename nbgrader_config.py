@@ -1,0 +1,41 @@
+"""nbgrader configuration for The Recipe (see shared GRADING notes in the README's instructor section).
+
+solutions/<stage>/<stage>.ipynb is the source; nbgrader writes the student release to notebooks/ and
+everything produced by grading (submissions, autograded copies, feedback, gradebook) under _grading/,
+which git ignores.
+"""
+
+c = get_config()  # noqa: F821 - injected by traitlets when nbgrader loads this file
+
+c.CourseDirectory.course_id = "the-recipe"
+c.CourseDirectory.source_directory = "solutions"
+c.CourseDirectory.release_directory = "notebooks"
+c.CourseDirectory.submitted_directory = "_grading/submitted"
+c.CourseDirectory.autograded_directory = "_grading/autograded"
+c.CourseDirectory.feedback_directory = "_grading/feedback"
+c.CourseDirectory.db_url = "sqlite:///_grading/gradebook.db"
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "results"]
+
+# Every notebook uses the plain python3 kernel; submissions are forced onto it.
+c.Execute.kernel_name = "python3"
+# Per cell: training cells shrink under NBGRADER_EXECUTION, so 120 s is generous; an infinite loop
+# in one cell costs that cell, not the batch.
+c.Execute.timeout = 120
+c.Execute.interrupt_on_timeout = True
+c.Execute.allow_errors = True
+
+# Students who add, delete or retype cells still get graded.
+c.OverwriteCells.add_missing_cells = True
+
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+c.ClearSolutions.enforce_metadata = True
+
+# Feedback never shows the hidden tests.
+c.GenerateFeedback.preprocessors = [
+    "nbgrader.preprocessors.GetGrades",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+    "nbgrader.preprocessors.ClearHiddenTests",
+]
+
+c.IgnorePattern.enabled = True
+c.IgnorePattern.pattern = r"(.*WARNING.*|.*UserWarning.*|\s*warnings\.warn\(.*)"

@@ -129,11 +129,12 @@ class Report:
             else:
                 self.fail(f"{what} should be a tensor, got {type(got).__name__}")
         if tuple(got.shape) != tuple(expected_t.shape):
-            self.fail(f"{what} has shape {tuple(got.shape)}, expected {tuple(expected_t.shape)}")
+            message = f"{what} has shape {tuple(got.shape)}, expected {tuple(expected_t.shape)}"
+            self.fail(message + (f". Looks like: {hint}" if hint else ""))
         g = got.detach().to("cpu", torch.float64)
         e = expected_t.detach().to("cpu", torch.float64)
         if not torch.allclose(g, e, rtol=rtol, atol=atol, equal_nan=True):
-            message = f"{what} expected {describe(e)}, got {describe(g)}"
+            message = f"{what} expected {describe(expected_t)}, got {describe(got)}"
             if hint:
                 message += f". Looks like: {hint}"
             self.fail(message)

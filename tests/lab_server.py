@@ -1,0 +1,65 @@
+"""Start `make lab` on a free localhost port for tests, and stop it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+LAB_ARGS = (
+    "--no-browser --ServerApp.ip=127.0.0.1 --IdentityProvider.token= "
+    "--ServerApp.password= --ServerApp.disable_check_xsrf=True"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def get(url: str) -> tuple[int, str]:
+    with urllib.request.urlopen(url, timeout=5) as response:  # localhost only
+        return response.status, response.read().decode()
+
+
+@contextlib.contextmanager
+def lab_server(repo: Path, runtime_dir: Path, timeout: float = 120) -> Iterator[str]:
+    """Run `make lab` and yield its base URL once /lab answers; stop the whole process group after."""
+    port = free_port()
+    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(runtime_dir)}
+    server = subprocess.Popen(
+        ["make", "-s", "lab", f"PORT={port}", f"LAB_ARGS={LAB_ARGS}"],
+        cwd=repo,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                get(f"{base}/lab")
+                break
+            except OSError as error:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    output = server.stdout.read().decode() if server.stdout else ""
+                    raise RuntimeError(f"JupyterLab did not start:\n{output[-3000:]}") from error
+                time.sleep(1)
+        yield base
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(server.pid, signal.SIGKILL)

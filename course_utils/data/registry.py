@@ -13,8 +13,9 @@ fashion_mnist  torchvision, downloaded to the cache    1 x 28 x 28  55000 5000  
 cifar10        torchvision, downloaded to the cache    3 x 32 x 32  45000 5000  10000
 ============== ======================================= ============ ===== ===== ======
 
-The embedded sets are split by a stratified shuffle with seed 0 (scikit-learn's ``train_test_split``);
-the full sets keep their official test set and hold out a stratified 5,000 of the training set.
+The embedded sets are split by a stratified shuffle with seed 0 (scikit-learn's ``train_test_split``)
+and each split keeps that shuffled order, so a slice is a random sample; the full sets keep their
+official test set and hold out a stratified, shuffled 5,000 of the training set.
 
 Which dataset: the ``name`` argument, else the ``COURSE_DATASET`` environment variable, else ``mnist_5k``.
 Where full sets are cached: the ``root`` argument, else ``COURSE_DATA_DIR``, else ``~/.cache/the-recipe``.
@@ -118,13 +119,17 @@ def _to_split(images: np.ndarray, labels: np.ndarray, scale: float) -> Split:
 def stratified_splits(
     labels: np.ndarray, test_size: int, val_size: int, seed: int = SPLIT_SEED
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Indices (train, val, test) of a stratified shuffle split with the given sizes."""
+    """Indices (train, val, test) of a stratified shuffle split with the given sizes.
+
+    The indices stay in shuffled order (the embedded file is sorted by class), so any slice of a
+    split, e.g. ``train.images[:300]``, is a class-balanced-in-expectation random sample.
+    """
     index = np.arange(len(labels))
     rest, test = train_test_split(index, test_size=test_size, stratify=labels, random_state=seed)
     train, val = train_test_split(
         rest, test_size=val_size, stratify=labels[rest], random_state=seed
     )
-    return np.sort(train), np.sort(val), np.sort(test)
+    return train, val, test
 
 
 def _load_embedded(
@@ -150,7 +155,6 @@ def _load_full(name: str, root: Path, allow_download: bool) -> CourseData:
     (train_x, train_y), (test_x, test_y), classes, source = loaded
     index = np.arange(len(train_y))
     train, val = train_test_split(index, test_size=5000, stratify=train_y, random_state=SPLIT_SEED)
-    train, val = np.sort(train), np.sort(val)
     return CourseData(
         name=name,
         classes=classes,

@@ -22,4 +22,16 @@ PLANTED_BUGS: dict[str, dict[str, str]] = {
         "test": "overfit_one_batch_test",
         "source": 'def overfit_one_batch(\n    model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int\n) -> list[float]:\n    """Train ``model`` in place on one batch with Adam and cross-entropy; return the step losses."""\n    model.train()\n    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)\n    history = []\n    for _ in range(steps):\n        loss = F.cross_entropy(model(x), y)\n        loss.backward()\n        optimizer.step()\n        history.append(loss.item())\n    return history',
     },
+    # Ignores T_mult: every cycle has length T_0.
+    "05_tune": {
+        "answer": "cosine_restart_lr",
+        "test": "cosine_restart_lr_test",
+        "source": 'def cosine_restart_lr(\n    step: float, base_lr: float, T_0: int, T_mult: int = 1, eta_min: float = 0.0\n) -> float:\n    """SGDR\'s learning rate at optimizer step ``step`` (cycles T_0, T_0*T_mult, ...)."""\n    t_cur = step % T_0  # position in the cycle\n    return eta_min + (base_lr - eta_min) * (1 + math.cos(math.pi * t_cur / T_0)) / 2',
+    },
+    # Averages the logits, then applies softmax (not the mean of probabilities).
+    "06_squeeze": {
+        "answer": "ensemble_average",
+        "test": "ensemble_average_test",
+        "source": 'def ensemble_average(logits_list) -> torch.Tensor:\n    """Mean over models of softmax(logits, dim=-1): (N, C) probabilities from M tensors (N, C)."""\n    return torch.stack(list(logits_list)).mean(dim=0).softmax(dim=-1)',
+    },
 }

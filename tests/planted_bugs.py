@@ -34,4 +34,10 @@ PLANTED_BUGS: dict[str, dict[str, str]] = {
         "test": "ensemble_average_test",
         "source": 'def ensemble_average(logits_list) -> torch.Tensor:\n    """Mean over models of softmax(logits, dim=-1): (N, C) probabilities from M tensors (N, C)."""\n    return torch.stack(list(logits_list)).mean(dim=0).softmax(dim=-1)',
     },
+    # Smoothing mass eps/(C-1) on the wrong classes only, instead of eps/C on every class.
+    "04_regularize": {
+        "answer": "smoothed_cross_entropy",
+        "test": "smoothed_cross_entropy_test",
+        "source": 'def smoothed_cross_entropy(logits, targets, eps):\n    """Mean over samples of (1 - eps) * (-log p_y) + (eps / C) * sum_c (-log p_c).\n\n    logits: (N, C) floats; targets: (N,) int64 class indices; eps in [0, 1]. Returns a 0-dim tensor.\n    """\n    log_p = F.log_softmax(logits, dim=1)\n    num_classes = logits.shape[1]\n    target = torch.full_like(log_p, eps / (num_classes - 1))\n    target = target.scatter(1, targets.unsqueeze(1), 1 - eps)\n    return -(target * log_p).sum(dim=1).mean()',
+    },
 }

@@ -69,6 +69,7 @@ def nbgrader(
 
     A private ``JUPYTER_CONFIG_DIR`` keeps a user's own nbgrader config from changing results.
     """
+    (root / "_grading").mkdir(exist_ok=True)  # the gradebook lives there
     full_env = {**os.environ, **(env or {})}
     full_env.setdefault("JUPYTER_CONFIG_DIR", str(root / "_grading" / ".jupyter"))
     full_env.pop("NBGRADER_EXECUTION", None)

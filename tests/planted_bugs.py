@@ -40,4 +40,10 @@ PLANTED_BUGS: dict[str, dict[str, str]] = {
         "test": "smoothed_cross_entropy_test",
         "source": 'def smoothed_cross_entropy(logits, targets, eps):\n    """Mean over samples of (1 - eps) * (-log p_y) + (eps / C) * sum_c (-log p_c).\n\n    logits: (N, C) floats; targets: (N,) int64 class indices; eps in [0, 1]. Returns a 0-dim tensor.\n    """\n    log_p = F.log_softmax(logits, dim=1)\n    num_classes = logits.shape[1]\n    target = torch.full_like(log_p, eps / (num_classes - 1))\n    target = target.scatter(1, targets.unsqueeze(1), 1 - eps)\n    return -(target * log_p).sum(dim=1).mean()',
     },
+    # The popular forum snippet: fills both bias vectors, so the effective forget bias is 2.
+    "03_overfit": {
+        "answer": "lstm_forget_bias",
+        "test": "lstm_forget_bias_test",
+        "source": 'def set_forget_bias(lstm: nn.Module, value: float = 1.0) -> nn.Module:\n    """Make b_if + b_hf == value in every layer/direction of an nn.LSTM or nn.LSTMCell, in place."""\n    hidden = lstm.hidden_size\n    with torch.no_grad():\n        for name, param in lstm.named_parameters():\n            if name.startswith("bias"):  # the popular snippet: fills bias_ih AND bias_hh\n                param[hidden : 2 * hidden].fill_(value)\n    return lstm\n',
+    },
 }

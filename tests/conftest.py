@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 from hypothesis import settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,3 +27,12 @@ def _private_jupyter_config(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["JUPYTER_CONFIG_DIR"] = str(tmp_path_factory.mktemp("jupyter_config"))
     os.environ.pop("COURSE_DATASET", None)
     os.environ.pop("NBGRADER_EXECUTION", None)
+
+
+@pytest.fixture(autouse=True)
+def _one_cpu_thread() -> Iterator[None]:
+    """Unit tests use tiny tensors: one intra-op thread is faster, and steady on a busy 2-core CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -17,15 +17,6 @@ from course_utils.ensemble import (
 from course_utils.schedules import cycle_boundaries
 
 
-@pytest.fixture(autouse=True)
-def one_cpu_thread():
-    """Tiny models run fastest on one thread, and steadily on a shared, busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def float64_average(logits):
     """Oracle: exp(z - logsumexp z) per model, then the arithmetic mean, in float64."""
     z = torch.stack([t.double() for t in logits])

@@ -21,15 +21,6 @@ from course_utils.init import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors: one intra-op thread is faster, and much faster on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _entropy(p: torch.Tensor) -> float:
     p = p.double() / p.sum()
     return float(-(p * p.log()).sum())

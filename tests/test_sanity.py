@@ -27,15 +27,6 @@ from course_utils.sanity import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_cpu_thread():
-    """Tiny models run fastest on one thread, and steadily on a shared, busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def mlp(seed=0, dtype=torch.float32):
     torch.manual_seed(seed)
     return nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 3)).to(dtype)

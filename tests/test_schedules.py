@@ -18,15 +18,6 @@ from course_utils.schedules import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_cpu_thread():
-    """Tiny models run fastest on one thread, and steadily on a shared, busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def torch_lrs(steps, base_lr, T_0, T_mult, eta_min):
     """The lr of each optimizer step with the scheduler stepped once per step (the oracle)."""
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=base_lr)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import functools
 import math
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -30,7 +29,12 @@ from torch import nn
 
 from course_utils import init as ref_init
 from course_utils import layers as ref_layers
-from course_utils.checks._guards import WRONG_DEVICE_HINT, banned_names_in_source, tripwires
+from course_utils.checks._guards import (
+    WRONG_DEVICE_HINT,
+    banned_names_in_source,
+    one_cpu_thread,
+    tripwires,
+)
 from course_utils.checks._report import CaseFailed, CheckResult, Report, describe
 
 GROUP_NORM_BANNED = [
@@ -75,22 +79,6 @@ DETACHED_HINT = (
 # --------------------------------------------------------------------------------------------------
 # Shared helpers
 # --------------------------------------------------------------------------------------------------
-
-
-def _one_thread(check: Callable[..., CheckResult]) -> Callable[..., CheckResult]:
-    """Run ``check`` with one intra-op thread: its tensors are small, and on a busy machine (a
-    grading server, 2 shared cores) thread hand-offs made checks 10-30x slower."""
-
-    @functools.wraps(check)
-    def run(*args: Any, **kwargs: Any) -> CheckResult:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return check(*args, **kwargs)
-        finally:
-            torch.set_num_threads(threads)
-
-    return run
 
 
 def _generator(seed: int) -> torch.Generator:
@@ -284,7 +272,7 @@ def _random_group_norm_shape(gen: torch.Generator) -> tuple[tuple[int, ...], int
     return (batch, channels, *spatial), groups
 
 
-@_one_thread
+@one_cpu_thread
 def check_group_norm(learner_fn: Callable[..., Any], *, hidden: bool = False) -> CheckResult:
     """Grade ``group_norm(x, num_groups, weight, bias, eps=1e-5)`` against
     ``course_utils.layers.group_norm``.
@@ -539,7 +527,7 @@ def _randomise_batchnorms(block: nn.Module, gen: torch.Generator) -> None:
                 module.bias.copy_(torch.randn(module.bias.shape, generator=gen) * 0.5)
 
 
-@_one_thread
+@one_cpu_thread
 def check_residual_block(
     learner_cls: Callable[..., nn.Module], *, hidden: bool = False
 ) -> CheckResult:
@@ -805,7 +793,7 @@ def _check_dropout_sample(
     return kept
 
 
-@_one_thread
+@one_cpu_thread
 def check_dropout(learner_fn: Callable[..., Any], *, hidden: bool = False) -> CheckResult:
     """Grade ``dropout(x, keep_prob, training)``: inverted dropout from a KEEP probability.
 
@@ -1021,7 +1009,7 @@ def _check_lstm_after(
                 )
 
 
-@_one_thread
+@one_cpu_thread
 def check_lstm_forget_bias(learner_fn: Callable[..., Any], *, hidden: bool = False) -> CheckResult:
     """Grade ``set_forget_bias(lstm, value=1.0)``, which must make b_if + b_hf = value in place.
 
@@ -1161,7 +1149,7 @@ def _entropy(priors: torch.Tensor, binary: bool) -> float:
     return float(-(p * torch.log(p)).sum())
 
 
-@_one_thread
+@one_cpu_thread
 def check_final_bias_init(
     learner_fn: Callable[..., Any], *, hidden: bool = False, binary: bool = False
 ) -> CheckResult:

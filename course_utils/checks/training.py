@@ -28,7 +28,6 @@ with
 from __future__ import annotations
 
 import copy
-import functools
 import inspect
 import math
 import re
@@ -42,7 +41,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_utils import early_stopping, ensemble, sanity, schedules
-from course_utils.checks._guards import WRONG_DEVICE_HINT, ReferenceCalled, meta_like, tripwires
+from course_utils.checks._guards import (
+    WRONG_DEVICE_HINT,
+    ReferenceCalled,
+    meta_like,
+    one_cpu_thread,
+    tripwires,
+)
 from course_utils.checks._report import CheckResult, Report, describe
 
 # --------------------------------------------------------------------------------------------------
@@ -111,21 +116,6 @@ def _importable(names: list[str]) -> list[str]:
         if owner in sys.modules or hasattr(sys.modules.get(parent), leaf):
             kept.append(dotted)
     return kept
-
-
-def _on_one_thread(check: Callable[..., CheckResult]) -> Callable[..., CheckResult]:
-    """Run a check's tiny models on one CPU thread: faster than two, and steady on a busy CPU."""
-
-    @functools.wraps(check)
-    def wrapper(*args: Any, **kwargs: Any) -> CheckResult:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return check(*args, **kwargs)
-        finally:
-            torch.set_num_threads(threads)
-
-    return wrapper
 
 
 def _device_error(error: Exception) -> bool:
@@ -357,7 +347,7 @@ def _batch_dependence_case(
     report.fail(message + (f". Looks like: {hint}" if hint else ""))
 
 
-@_on_one_thread
+@one_cpu_thread
 def check_batch_independence(
     learner_fn: Callable[[nn.Module, torch.Tensor, int], torch.Tensor], *, hidden: bool = False
 ) -> CheckResult:
@@ -534,7 +524,7 @@ def _overfit_case(
         )
 
 
-@_on_one_thread
+@one_cpu_thread
 def check_overfit_one_batch(
     learner_fn: Callable[[nn.Module, torch.Tensor, torch.Tensor, int], list[float]],
     *,

@@ -18,7 +18,9 @@ $(STAMP): pyproject.toml
 
 ## Open the course in JupyterLab (student notebooks, nbgrader extension on).
 lab: $(STAMP)
-	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" --port=$(PORT) \
+	@mkdir -p _grading  # nbgrader's formgrader keeps its gradebook there
+	# nbgrader runs `alembic` from PATH when it creates a gradebook: put the venv first.
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" --port=$(PORT) \
 		--LabApp.default_url=/lab/tree/notebooks $(ALLOW_ROOT) $(LAB_ARGS)
 
 ## Lint, then the whole test suite (unit tests, notebook execution, release drift, autograding).

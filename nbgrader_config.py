@@ -22,7 +22,19 @@ c.Execute.kernel_name = "python3"
 # in one cell costs that cell, not the batch.
 c.Execute.timeout = 120
 c.Execute.interrupt_on_timeout = True
-c.Execute.allow_errors = True
+
+# A dead kernel (os._exit, segfault) grades the cells that ran instead of failing the notebook, and
+# no output is kept beyond 20k characters (nbgrader's LimitOutput only counts lines).
+c.Autograde.autograde_preprocessors = [
+    "course_utils.grading.preprocessors.CrashTolerantExecute",
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "course_utils.grading.preprocessors.LimitOutputSize",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
 
 # Students who add, delete or retype cells still get graded.
 c.OverwriteCells.add_missing_cells = True
@@ -34,8 +46,11 @@ c.ClearSolutions.enforce_metadata = True
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+    "course_utils.grading.preprocessors.HideHiddenTestCode",  # tracebacks quote hidden lines
     "nbgrader.preprocessors.ClearHiddenTests",
 ]
 
 c.IgnorePattern.enabled = True
-c.IgnorePattern.pattern = r"(.*WARNING.*|.*UserWarning.*|\s*warnings\.warn\(.*)"
+# A stderr chunk that is a warning (FutureWarning, UserWarning, a logging WARNING...) is dropped
+# before grading, so correct code that warns keeps its points; other stderr still fails the cell.
+c.IgnorePattern.pattern = r"(?i)warning"

@@ -69,9 +69,9 @@ def grade_one(stage: str) -> float:
             "--force",
             f"--CourseDirectory.release_directory={course / '_grading' / 'release'}",
         )
-        from course_utils.grading.autograde import collect
+        from course_utils.grading.collect import collect
 
-        collect(course, submission.parent.parent)
+        collect(course, submission.parent.parent, [stage])
         start = time.perf_counter()
         nbgrader(course, "autograde", stage, "--force", check=False)
         return time.perf_counter() - start

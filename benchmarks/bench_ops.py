@@ -85,11 +85,14 @@ def build_cases() -> tuple[list[Case], list[str]]:
                 "group_norm: PyTorch's CPU kernel is fused: it reads each group once for the "
                 "statistics and once to write the output (twice each way in backward), with the "
                 "group hot in cache. Ours is built from PyTorch ops, each sweeping the whole "
-                "12.8 MB tensor: after replacing torch.var_mean (about 18 ms alone here) by a "
-                "two-pass mean/centred norm, writing the backward by hand (one full-size "
-                "allocation, reused in place), it makes 5 sweeps forward and 5 backward, against "
-                "2 and 2. On this memory-bound op that is the remaining gap; the models use "
-                "nn.GroupNorm for speed."
+                "12.8 MB tensor: a two-pass mean/centred norm (torch.var_mean is about 18 ms alone "
+                "here) and a hand-written backward (one full-size allocation, reused in place; each "
+                "op with at most one broadcast operand, the case the CPU kernels vectorise) make 5 "
+                "sweeps forward and 6 backward, against 2 and 2. The fused route a reference may "
+                "take is slower still here: F.batch_norm on the (1, N*G, L) view, or F.layer_norm "
+                "on (N*G, L) rows, then the affine, times 3.5-5x native, as those CPU kernels are "
+                "slow on such long rows. On this memory-bound op that is the remaining gap; the "
+                "models use nn.GroupNorm for speed."
             ),
         )
     )

@@ -3,7 +3,7 @@
 course doctor                 versions, device, datasets available, nbgrader extension state
 course release [STAGE ...]    regenerate notebooks/ from solutions/
 course check NN [PATH]        run a notebook, one PASS/FAIL line per graded exercise
-course grade SUBMISSIONS      autograde a folder of submissions, grades CSV and feedback
+course grade SUBMISSIONS      autograde a class (sandboxed, --jobs N, resumable): CSV, feedback
 """
 
 from __future__ import annotations
@@ -49,6 +49,10 @@ def _doctor(args: argparse.Namespace) -> int:
         text = out.stdout + out.stderr
         ok = any("nbgrader" in line and ("enabled" in line) for line in text.splitlines())
         print(f"nbgrader {label} {'enabled' if ok else 'NOT enabled'}")
+    from course_utils.grading import sandbox
+
+    state = "bubblewrap, working" if sandbox.available() else sandbox.unavailable_reason()
+    print(f"grading sandbox {state}")
     return 0
 
 
@@ -91,13 +95,25 @@ def _grade(args: argparse.Namespace) -> int:
     from course_utils.grading.layout import find_root
 
     root = find_root(args.root)
-    report = grade(root, Path(args.submissions).resolve())
+    report = grade(
+        root,
+        Path(args.submissions).resolve(),
+        jobs=args.jobs,
+        cell_timeout=args.cell_timeout,
+        notebook_timeout=args.notebook_timeout,
+        force=args.force,
+        isolation=args.isolation,
+        progress=True,
+    )
     for g in report.grades:
-        print(f"{g.student:20s} {g.stage:16s} {g.score:g}/{g.max_score:g}")
+        kept = " (unchanged, kept)" if g.resumed else ""
+        status = "" if g.status == "graded" else f"  [{g.status}]"
+        print(f"{g.student:20s} {g.stage:16s} {g.score:g}/{g.max_score:g}{status}{kept}")
     for problem in report.problems:
         print(f"note: {problem}")
-    if report.csv:
-        print(f"grades: {report.csv}")
+    print(f"grades: {report.csv}")
+    print(f"summary: {report.summary}")
+    print(f"feedback: {root / '_grading' / 'feedback'}")
     if args.json:
         print(json.dumps([g.__dict__ for g in report.grades]))
     return 0
@@ -117,6 +133,20 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(run=_check)
     p = sub.add_parser("grade", help="autograde a folder of submissions")
     p.add_argument("submissions", help="folder with one folder or zip per student")
+    p.add_argument("--jobs", "-j", type=int, default=1, help="submissions graded at once")
+    p.add_argument(
+        "--cell-timeout", type=int, help="seconds per cell (default: nbgrader_config.py)"
+    )
+    p.add_argument(
+        "--notebook-timeout", type=float, default=1800, help="seconds per notebook (default 1800)"
+    )
+    p.add_argument("--force", action="store_true", help="regrade unchanged submissions too")
+    p.add_argument(
+        "--isolation",
+        choices=("auto", "require", "off"),
+        default="auto",
+        help="bubblewrap sandbox: auto (when it works), require, off",
+    )
     p.add_argument("--json", action="store_true", help="also print the grades as JSON")
     p.set_defaults(run=_grade)
     args = parser.parse_args(argv)
@@ -125,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, RuntimeError) as error:
         print(f"error: {error}")
         return 2
 

@@ -10,7 +10,14 @@ from course_utils.cli import main
 def test_doctor_reports_versions_device_and_datasets(capsys) -> None:
     assert main(["doctor"]) == 0
     out = capsys.readouterr().out
-    for word in ("torch", "torchvision", "devices", "mnist_5k", "nbgrader lab extension"):
+    for word in (
+        "torch",
+        "torchvision",
+        "devices",
+        "mnist_5k",
+        "nbgrader lab extension",
+        "grading sandbox",
+    ):
         assert word in out
 
 

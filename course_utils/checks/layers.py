@@ -46,6 +46,8 @@ GROUP_NORM_BANNED = [
     "torch.nn.LayerNorm",
     "torch.nn.functional.instance_norm",
     "torch.instance_norm",
+    "torch.nn.functional.batch_norm",  # on a (1, N*G, L) view it is group norm without the affine
+    "torch.batch_norm",
     "course_utils.layers.group_norm",
     "course_utils.layers.GroupNorm",
 ]

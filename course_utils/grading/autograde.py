@@ -1,129 +1,304 @@
-"""``course grade SUBMISSIONS``: autograde a folder of student submissions with nbgrader.
+"""``course grade SUBMISSIONS``: grade a class's submissions, safely, in parallel, resumably.
 
-SUBMISSIONS holds one folder (or ``.zip``) per student, named by student id, containing stage notebooks
-anywhere inside (``<student>/01_data/01_data.ipynb`` or ``<student>/01_data.ipynb``). Each is copied to
-``_grading/submitted/<student>/<stage>/``, graded with ``nbgrader autograde`` (training shrinks under
-``NBGRADER_EXECUTION``), then grades are exported to ``_grading/grades.csv`` and feedback (hidden tests
-removed) written to ``_grading/feedback/``. A notebook whose name does not match a stage (for example
-``01_data-Copy1.ipynb``) is reported by name, not silently scored 0.
+SUBMISSIONS holds one folder (or ``.zip``) per student, named by student id, with stage notebooks
+anywhere inside (``<student>/01_data/01_data.ipynb`` or ``<student>/01_data.ipynb``). For each one:
+
+1. ``collect.py`` copies it to ``_grading/submitted/<student>/<stage>/`` (a notebook named like no
+   stage, e.g. ``01_data-Copy1.ipynb``, is reported with the name to give it, never silently 0);
+2. if its bytes and the stage's source are unchanged since the last run, the earlier result is kept;
+3. otherwise ``audit.py`` reads it for code that tampers with the grader (flagged: scored 0, not
+   run), and ``worker.py`` autogrades it with nbgrader in a workspace of its own, the kernel inside
+   the bubblewrap sandbox (``sandbox.py``), one worker per ``jobs``, one CPU thread each;
+4. ``store.py`` archives everything, updates ``_grading/results/`` and merges the scores into the
+   course gradebook, one submission at a time.
+
+Then ``_grading/grades.csv`` (every result, including students not in this batch) and
+``_grading/summary.md`` (who got what, and what went wrong for whom) are rewritten.
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-import zipfile
+import csv
+import functools
+import hashlib
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from nbgrader.api import Gradebook, MissingEntry
+from tqdm.auto import tqdm
 
+import course_utils
+from course_utils.grading import sandbox
+from course_utils.grading.collect import Submission, collect
 from course_utils.grading.layout import nbgrader, stages
+from course_utils.grading.store import all_results, load_result, record
+from course_utils.grading.worker import Outcome, build_template, grade_submission, stage_digest
+
+ISOLATION_MODES = ("auto", "require", "off")
+RETRIED = {"error", "timed out"}  # may be the machine's fault: graded again on the next run
 
 
 @dataclass
 class StageGrade:
+    """One student's result for one stage."""
+
     student: str
     stage: str
     score: float
     max_score: float
     cells: dict[str, float] = field(default_factory=dict)
+    status: str = "graded"
+    notes: list[str] = field(default_factory=list)
+    resumed: bool = False  # kept from an earlier run: the submission had not changed
+
+    @classmethod
+    def from_result(cls, result: dict[str, Any], resumed: bool = False) -> StageGrade:
+        return cls(
+            result["student"],
+            result["stage"],
+            result["score"],
+            result["max_score"],
+            dict(result["cells"]),
+            result["status"],
+            list(result["notes"]),
+            resumed,
+        )
 
 
 @dataclass
 class GradeReport:
+    """The grades of one ``course grade`` run and the problems met on the way."""
+
     grades: list[StageGrade] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     csv: Path | None = None
+    summary: Path | None = None
+    isolated: bool = False
 
-    def score(self, student: str, stage: str) -> float:
+    def grade(self, student: str, stage: str) -> StageGrade:
         for grade in self.grades:
             if grade.student == student and grade.stage == stage:
-                return grade.score
-        raise KeyError((student, stage))
+                return grade
+        raise KeyError(f"no grade for {student}/{stage} in this run")
+
+    def score(self, student: str, stage: str) -> float:
+        return self.grade(student, stage).score
 
 
-def _student_folders(submissions: Path, workspace: Path) -> dict[str, Path]:
-    folders = {}
-    for entry in sorted(submissions.iterdir()):
-        if entry.is_dir():
-            folders[entry.name] = entry
-        elif entry.suffix == ".zip":
-            target = workspace / entry.stem
-            with zipfile.ZipFile(entry) as archive:
-                archive.extractall(target)
-            folders[entry.stem] = target
-    return folders
+def grading_key(root: Path, submission: Submission, cell_timeout: int | None) -> str:
+    """Changes when anything that decides the grade does: the submission, the stage's source (its
+    hidden tests), nbgrader_config.py, the course_utils code (the checks) or the cell timeout."""
+    source = root / "solutions" / submission.stage / f"{submission.stage}.ipynb"
+    digest = hashlib.sha256()
+    digest.update(submission.sha256.encode())
+    digest.update(source.read_bytes())
+    digest.update((root / "nbgrader_config.py").read_bytes())
+    digest.update(_package_digest().encode())
+    digest.update(repr(cell_timeout).encode())
+    return digest.hexdigest()
 
 
-def collect(root: Path, submissions: Path) -> tuple[dict[str, list[str]], list[str]]:
-    """Copy submissions into ``_grading/submitted``; returns ({stage: [students]}, problems)."""
-    known = stages(root)
-    by_stage: dict[str, list[str]] = {s: [] for s in known}
-    problems: list[str] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for student, folder in _student_folders(submissions, Path(tmp)).items():
-            found_any = False
-            for notebook in sorted(folder.rglob("*.ipynb")):
-                if ".ipynb_checkpoints" in notebook.parts:
-                    continue
-                stage = notebook.stem
-                if stage not in known:
-                    guess = [s for s in known if notebook.stem.startswith(s)]
-                    hint = f" (rename it to {guess[0]}.ipynb)" if guess else ""
-                    problems.append(f"{student}: {notebook.name} is not a stage notebook{hint}")
-                    continue
-                target = root / "_grading" / "submitted" / student / stage
-                if target.exists():
-                    shutil.rmtree(target)
-                target.mkdir(parents=True)
-                shutil.copy2(notebook, target / notebook.name)
-                by_stage[stage].append(student)
-                found_any = True
-            if not found_any:
-                problems.append(f"{student}: no stage notebook found")
-    return {s: v for s, v in by_stage.items() if v}, problems
+@functools.cache
+def _package_digest() -> str:
+    package = Path(course_utils.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(str(path.relative_to(package)).encode() + path.read_bytes())
+    return digest.hexdigest()
 
 
-def grade(root: Path, submissions: Path) -> GradeReport:
-    """Autograde every submission in ``submissions``; see the module docstring."""
-    by_stage, problems = collect(root, Path(submissions))
-    report = GradeReport(problems=problems)
-    release_dir = root / "_grading" / "release"
-    for stage in by_stage:
+def _isolation(mode: str) -> tuple[bool, str | None]:
+    if mode not in ISOLATION_MODES:
+        raise ValueError(f"isolation must be one of {ISOLATION_MODES}, got {mode!r}")
+    if mode == "off":
+        return False, "isolation is off: student code ran with your permissions"
+    if sandbox.available():
+        return True, None
+    if mode == "require":
+        raise RuntimeError(f"isolation required but not available: {sandbox.unavailable_reason()}")
+    return False, f"student code was not isolated: {sandbox.unavailable_reason()}"
+
+
+def grade(
+    root: Path,
+    submissions: Path,
+    *,
+    jobs: int = 1,
+    cell_timeout: int | None = None,
+    notebook_timeout: float = 1800,
+    force: bool = False,
+    isolation: str = "auto",
+    progress: bool = False,
+) -> GradeReport:
+    """Grade every submission in ``submissions`` against the course at ``root`` (see module doc).
+
+    ``jobs``: submissions graded at once (each a process with one CPU thread); ``cell_timeout``:
+    seconds per cell (default: ``Execute.timeout`` of nbgrader_config.py); ``notebook_timeout``:
+    seconds for a whole notebook before it is stopped and scored 0; ``force``: regrade unchanged
+    submissions too; ``isolation``: "auto" (sandbox when bubblewrap works, else say so in the
+    problems), "require" (error without it) or "off".
+    """
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs}")
+    root = Path(root).resolve()
+    isolate, warning = _isolation(isolation)
+    found, problems = collect(root, Path(submissions).resolve(), stages(root))
+    report = GradeReport(problems=problems, isolated=isolate)
+    if warning:
+        report.problems.insert(0, warning)
+
+    todo: list[tuple[Submission, str]] = []
+    for submission in found:
+        key = grading_key(root, submission, cell_timeout)
+        previous = load_result(root, submission.student, submission.stage)
+        unchanged = previous is not None and previous["key"] == key
+        if unchanged and previous["status"] not in RETRIED and not force:
+            report.grades.append(StageGrade.from_result(previous, resumed=True))
+        else:
+            todo.append((submission, key))
+
+    work = root / "_grading" / "work"
+    templates = _prepare_stages(root, sorted({s.stage for s, _ in todo}), work, jobs)
+    bar = tqdm(total=len(todo), desc="grading", unit="notebook", disable=not progress)
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = {
+            pool.submit(
+                _grade_one,
+                root,
+                submission,
+                templates[submission.stage],
+                work / "jobs" / f"{submission.student}--{submission.stage}",
+                cell_timeout=cell_timeout,
+                notebook_timeout=notebook_timeout,
+                isolate=isolate,
+            ): (submission, key)
+            for submission, key in todo
+        }
+        for future in as_completed(futures):
+            submission, key = futures[future]
+            outcome = future.result()
+            result = record(root, submission, outcome, key)
+            report.grades.append(StageGrade.from_result(result))
+            if outcome.workspace is not None and outcome.status not in {"error", "timed out"}:
+                _remove(outcome.workspace)
+            bar.update()
+    bar.close()
+
+    for grade_ in report.grades:
+        if grade_.status != "graded" or grade_.notes:
+            for note in grade_.notes or [grade_.status]:
+                report.problems.append(f"{grade_.student}/{grade_.stage}: {grade_.status}: {note}")
+    report.grades.sort(key=lambda g: (g.stage, g.student))
+    report.csv = write_csv(root)
+    report.summary = write_summary(root, report)
+    nbgrader(root, "export", f"--to={root / '_grading' / 'gradebook_export.csv'}", check=False)
+    return report
+
+
+def _grade_one(
+    root: Path, submission: Submission, template: Path, workspace: Path, **kw
+) -> Outcome:
+    try:
+        return grade_submission(root, submission, template, workspace, **kw)
+    except Exception as error:  # noqa: BLE001 - one submission must never stop the batch
+        outcome = Outcome(submission.student, submission.stage, workspace=workspace)
+        outcome.status = "error"
+        outcome.notes.append(f"the grader failed on this submission: {error!r}; scored 0")
+        return outcome
+
+
+def _prepare_stages(root: Path, needed: list[str], work: Path, jobs: int) -> dict[str, Path]:
+    """Each needed stage in the course gradebook, and a template workspace per stage.
+
+    Both are rebuilt only when the stage's source or nbgrader_config.py changed since the last run
+    (a marker file holds their digest), so a re-run with little to grade starts at once.
+    """
+    markers = work / "assignments"
+    markers.mkdir(parents=True, exist_ok=True)
+    for stage in needed:  # the course gradebook: one writer at a time
+        marker, digest = markers / f"{stage}.sha256", stage_digest(root, stage)
+        gradebook = root / "_grading" / "gradebook.db"
+        if gradebook.exists() and marker.exists() and marker.read_text() == digest:
+            continue
         nbgrader(
             root,
             "generate_assignment",
             stage,
             "--force",
-            f"--CourseDirectory.release_directory={release_dir}",
+            f"--CourseDirectory.release_directory={root / '_grading' / 'release'}",
         )
-        result = nbgrader(root, "autograde", stage, "--force", check=False)
-        if result.returncode != 0:
-            report.problems.append(
-                f"{stage}: nbgrader reported errors for some submissions (cells that raised or timed "
-                "out are scored 0; see _grading/autograded/)"
+        marker.write_text(digest)
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        built = pool.map(
+            lambda s: build_template(root, s, work / "templates" / s, stage_digest(root, s)), needed
+        )
+        return dict(zip(needed, built, strict=True))
+
+
+def _remove(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+CSV_COLUMNS = (
+    "assignment",
+    "student_id",
+    "score",
+    "max_score",
+    "status",
+    "graded_at",
+    "submission_sha256",
+    "notes",
+)
+
+
+def write_csv(root: Path) -> Path:
+    """``_grading/grades.csv``: one row per latest result, every student ever graded."""
+    path = root / "_grading" / "grades.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(CSV_COLUMNS)
+        for r in all_results(root):
+            writer.writerow(
+                [
+                    r["stage"],
+                    r["student"],
+                    f"{r['score']:g}",
+                    f"{r['max_score']:g}",
+                    r["status"],
+                    r["graded_at"],
+                    r["sha256"],
+                    " | ".join(r["notes"]),
+                ]
             )
-        nbgrader(root, "generate_feedback", stage, "--force", check=False)
-    db_url = f"sqlite:///{root / '_grading' / 'gradebook.db'}"
-    with Gradebook(db_url, course_id="the-recipe") as gradebook:
-        for stage, students in by_stage.items():
-            for student in students:
-                try:
-                    submission = gradebook.find_submission(stage, student)
-                except MissingEntry:
-                    report.problems.append(f"{student}/{stage}: not graded")
-                    continue
-                cells = {}
-                for notebook in submission.notebooks:
-                    for grade_ in notebook.grades:
-                        cells[grade_.name] = grade_.score
-                report.grades.append(
-                    StageGrade(
-                        student, stage, submission.code_score, submission.max_code_score, cells
-                    )
-                )
-    csv = root / "_grading" / "grades.csv"
-    nbgrader(root, "export", f"--to={csv}", check=False)
-    report.csv = csv if csv.exists() else None
-    return report
+    return path
+
+
+def write_summary(root: Path, report: GradeReport) -> Path:
+    """``_grading/summary.md``: this run's grades per student and stage, then its problems."""
+    students = sorted({g.student for g in report.grades})
+    stage_names = sorted({g.stage for g in report.grades})
+    cells = {(g.student, g.stage): g for g in report.grades}
+    lines = [
+        "# Grading summary",
+        "",
+        f"Isolation: {'bubblewrap sandbox' if report.isolated else '**none**'}. "
+        f"{sum(not g.resumed for g in report.grades)} graded, "
+        f"{sum(g.resumed for g in report.grades)} unchanged since the last run (kept).",
+        "",
+        "| student | " + " | ".join(stage_names) + " |",
+        "|---|" + "---:|" * len(stage_names),
+    ]
+    for student in students:
+        row = []
+        for stage in stage_names:
+            g = cells.get((student, stage))
+            mark = "" if g is None or g.status == "graded" else f" ({g.status})"
+            row.append("" if g is None else f"{g.score:g}/{g.max_score:g}{mark}")
+        lines.append(f"| {student} | " + " | ".join(row) + " |")
+    lines += ["", "## Problems", ""] + [f"- {p}" for p in report.problems or ["none"]]
+    path = root / "_grading" / "summary.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path

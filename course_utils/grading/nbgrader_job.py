@@ -1,0 +1,42 @@
+"""Autograde one student's stage and write its feedback, in one Python process.
+
+``python -m course_utils.grading.nbgrader_job STAGE STUDENT [--cell-timeout N]``, run in a grading
+workspace (``worker.py``). It does what ``nbgrader autograde STAGE --student STUDENT --force`` then
+``nbgrader generate_feedback ...`` do, through nbgrader's Python API, so nbgrader is imported once
+per submission instead of twice. Exit code: 0 both done, 1 autograde failed, 2 feedback failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("stage")
+    parser.add_argument("student")
+    parser.add_argument("--cell-timeout", type=int)
+    args = parser.parse_args(argv)
+
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.apps.nbgraderapp import NbGrader
+    from nbgrader.coursedir import CourseDirectory
+
+    app = NbGrader()
+    app.load_config_file()  # nbgrader_config.py in the working directory
+    config = app.config
+    if args.cell_timeout:
+        config.Execute.timeout = args.cell_timeout
+    api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
+    for step, code in ((api.autograde, 1), (api.generate_feedback, 2)):
+        result = step(args.stage, args.student)
+        print(result.get("log", ""), flush=True)
+        if not result["success"]:
+            print(result.get("error", ""), flush=True)
+            return code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,342 @@
+"""Grade one submission in a workspace of its own.
+
+Each submission is graded by its own ``nbgrader autograde`` process in ``_grading/work/<job>/``,
+a copy of the course layout with its own gradebook (copied from a per-stage template) and its own
+Jupyter paths. Workers therefore never share a SQLite file, so any number can run at once; the
+results are merged into the course gradebook afterwards, one at a time (``merge.py``). The kernel
+runs in the bubblewrap sandbox (``sandbox.py``) when it is available.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+from nbgrader.api import Gradebook, MissingEntry
+
+from course_utils.grading import sandbox
+from course_utils.grading.audit import audit_notebook
+from course_utils.grading.collect import Submission
+from course_utils.grading.preprocessors import KERNEL_DIED
+
+COURSE_ID = "the-recipe"
+
+
+@dataclass
+class Outcome:
+    """What grading one submission produced (scores, status, notes and where the files are)."""
+
+    student: str
+    stage: str
+    score: float = 0.0
+    max_score: float = 0.0
+    cells: dict[str, float] = field(default_factory=dict)
+    status: str = "graded"  # graded | kernel died | tampered | timed out | error
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    workspace: Path | None = None
+    autograded: Path | None = None
+    feedback: Path | None = None
+    log: str = ""
+
+
+def _env(workspace: Path, threads: int, runtime: Path | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "NBGRADER"))}
+    env["JUPYTER_CONFIG_DIR"] = str(workspace / ".jupyter")
+    env["JUPYTER_DATA_DIR"] = str(workspace / "jupyter-data")
+    env["JUPYTER_RUNTIME_DIR"] = str(workspace / "runtime")
+    env["JUPYTER_PATH"] = str(workspace / "jupyter")
+    env["JUPYTER_PLATFORM_DIRS"] = "1"
+    # jupyter_client writes the kernel's connection file with tempfile: it must land in the one
+    # folder the sandbox shows the kernel (read-only), not in the /tmp the sandbox replaces.
+    env["TMPDIR"] = str(runtime or workspace / "runtime")
+    env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    # nbgrader shells out to `alembic` and kernels: the venv's bin comes first on PATH.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return env
+
+
+def run_nbgrader(
+    workdir: Path, *args: str, env: dict[str, str], timeout: float | None = None
+) -> tuple[int | None, str]:
+    """``nbgrader ARGS`` in ``workdir``; see :func:`run_python`."""
+    return run_python(workdir, "-m", "nbgrader", *args, env=env, timeout=timeout)
+
+
+def run_python(
+    workdir: Path, *args: str, env: dict[str, str], timeout: float | None = None
+) -> tuple[int | None, str]:
+    """``python ARGS`` in ``workdir``; (exit code or None on timeout, combined output).
+
+    It runs in a session of its own, so on timeout the whole group (nbgrader, the sandbox and the
+    kernel) is killed, not only nbgrader.
+    """
+    with subprocess.Popen(
+        [sys.executable, *args],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        start_new_session=True,
+    ) as process:
+        try:
+            output, _ = process.communicate(timeout=timeout)
+            return process.returncode, output
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            output, _ = process.communicate()
+            return None, output
+
+
+def stage_digest(root: Path, stage: str) -> str:
+    """SHA-256 of what nbgrader builds a stage's gradebook entry from: its source and the config."""
+    digest = hashlib.sha256()
+    for path in (root / "solutions" / stage / f"{stage}.ipynb", root / "nbgrader_config.py"):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def build_template(root: Path, stage: str, template: Path, digest: str, threads: int = 1) -> Path:
+    """A workspace whose gradebook knows ``stage``: the one every job of that stage copies.
+
+    Kept from an earlier run when its ``.stage.sha256`` marker equals ``digest``.
+    """
+    marker = template / ".stage.sha256"
+    built = (template / "_grading" / "gradebook.db").exists() and marker.exists()
+    if built and marker.read_text() == digest:
+        return template
+    if template.exists():
+        shutil.rmtree(template)
+    template.mkdir(parents=True)
+    _course_skeleton(root, template)
+    code, log = run_nbgrader(
+        template,
+        "generate_assignment",
+        stage,
+        "--force",
+        f"--CourseDirectory.release_directory={template / 'release'}",
+        env=_env(template, threads),
+        timeout=600,
+    )
+    if code != 0:
+        raise RuntimeError(f"nbgrader generate_assignment {stage} failed:\n{log[-3000:]}")
+    marker.write_text(digest)
+    return template
+
+
+def _course_skeleton(root: Path, workspace: Path) -> None:
+    shutil.copyfile(root / "nbgrader_config.py", workspace / "nbgrader_config.py")
+    (workspace / "solutions").symlink_to(root / "solutions", target_is_directory=True)
+    (workspace / "_grading").mkdir(exist_ok=True)
+    (workspace / "runtime").mkdir(exist_ok=True)
+
+
+def max_points(source: Path) -> dict[str, float]:
+    """``{grade_id: points}`` of the autograded test cells of a source notebook."""
+    nb = nbformat.read(source, as_version=4)
+    points = {}
+    for cell in nb.cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if cell.cell_type == "code" and meta.get("grade") and not meta.get("solution"):
+            points[meta["grade_id"]] = float(meta.get("points", 0))
+    return points
+
+
+def grade_submission(
+    root: Path,
+    submission: Submission,
+    template: Path,
+    workspace: Path,
+    *,
+    cell_timeout: int | None = None,
+    notebook_timeout: float = 1800,
+    isolate: bool = True,
+) -> Outcome:
+    """Audit, autograde and write feedback for one submission in ``workspace`` (see module doc)."""
+    start = time.perf_counter()
+    student, stage = submission.student, submission.stage
+    outcome = Outcome(student, stage, workspace=workspace)
+    points = max_points(root / "solutions" / stage / f"{stage}.ipynb")
+    outcome.max_score = sum(points.values())
+    outcome.cells = dict.fromkeys(points, 0.0)
+
+    try:
+        nb = nbformat.read(submission.notebook, as_version=4)
+    except Exception as error:  # noqa: BLE001 - any unreadable file is the student's problem
+        outcome.status = "error"
+        outcome.notes.append(f"the notebook could not be read as a notebook: {error}")
+        outcome.seconds = time.perf_counter() - start
+        return outcome
+    findings = audit_notebook(nb)
+    if findings:
+        outcome.status = "tampered"
+        outcome.notes.append(
+            "not run: code that changes the grader or the interpreter ("
+            + "; ".join(str(f) for f in findings)
+            + "); scored 0 and flagged for manual review"
+        )
+        outcome.seconds = time.perf_counter() - start
+        return outcome
+
+    if workspace.exists():
+        shutil.rmtree(workspace)
+    workspace.mkdir(parents=True)
+    _course_skeleton(root, workspace)
+    shutil.copyfile(template / "_grading" / "gradebook.db", workspace / "_grading" / "gradebook.db")
+    submitted = workspace / "_grading" / "submitted" / student / stage
+    submitted.mkdir(parents=True)
+    outcome.notes += _keep_last_of_duplicated_cells(nb)
+    nbformat.write(nb, submitted / f"{stage}.ipynb")
+    autograded = workspace / "_grading" / "autograded" / student / stage
+    # The kernel's connection file goes to a folder outside the course: the sandbox shows it.
+    runtime = Path(tempfile.mkdtemp(prefix="course-grade-"))
+    try:
+        if isolate:
+            sandbox.write_kernelspec(workspace / "jupyter", autograded, runtime)
+        return _autograde(
+            workspace,
+            submission,
+            outcome,
+            points,
+            autograded,
+            start,
+            env=_env(workspace, threads=1, runtime=runtime),
+            cell_timeout=cell_timeout,
+            notebook_timeout=notebook_timeout,
+        )
+    finally:
+        shutil.rmtree(runtime, ignore_errors=True)
+
+
+def _autograde(
+    workspace: Path,
+    submission: Submission,
+    outcome: Outcome,
+    points: dict[str, float],
+    autograded: Path,
+    start: float,
+    *,
+    env: dict[str, str],
+    cell_timeout: int | None,
+    notebook_timeout: float,
+) -> Outcome:
+    student, stage = submission.student, submission.stage
+    extra = [f"--cell-timeout={cell_timeout}"] if cell_timeout else []
+    code, log = run_python(
+        workspace,
+        "-m",
+        "course_utils.grading.nbgrader_job",
+        stage,
+        student,
+        *extra,
+        env=env,
+        timeout=notebook_timeout,
+    )
+    outcome.log = log
+    if code is None:
+        outcome.status = "timed out"
+        outcome.notes.append(
+            f"grading took longer than {notebook_timeout:g} s and was stopped; scored 0"
+        )
+        outcome.seconds = time.perf_counter() - start
+        return outcome
+
+    db_url = f"sqlite:///{workspace / '_grading' / 'gradebook.db'}"
+    with Gradebook(db_url, course_id=COURSE_ID) as gradebook:
+        try:
+            result = gradebook.find_submission(stage, student)
+            for notebook in result.notebooks:
+                for grade in notebook.grades:
+                    if grade.name in outcome.cells:
+                        outcome.cells[grade.name] = float(grade.score or 0.0)
+            graded = all(
+                g.auto_score is not None
+                for n in result.notebooks
+                for g in n.grades
+                if g.name in outcome.cells
+            )
+        except MissingEntry:
+            graded = False
+    outcome.score = sum(outcome.cells.values())
+    notebook_path = autograded / f"{stage}.ipynb"
+    if not graded or not notebook_path.exists():
+        outcome.status = "error"
+        outcome.score = 0.0
+        outcome.cells = dict.fromkeys(points, 0.0)
+        outcome.notes.append(
+            f"nbgrader could not grade this notebook; scored 0 ({_first_error(log)})"
+        )
+        outcome.seconds = time.perf_counter() - start
+        return outcome
+    outcome.autograded = notebook_path
+    notes, died = _execution_notes(notebook_path)
+    outcome.notes += notes
+    if died:
+        outcome.status = "kernel died"
+
+    feedback = workspace / "_grading" / "feedback" / student / stage / f"{stage}.html"
+    outcome.feedback = feedback if feedback.exists() else None
+    outcome.seconds = time.perf_counter() - start
+    return outcome
+
+
+def _keep_last_of_duplicated_cells(nb: nbformat.NotebookNode) -> list[str]:
+    """Strip nbgrader metadata from all but the last cell of each repeated grade id.
+
+    A copied cell repeats its grade id. nbgrader's ``DeduplicateIds`` keeps the last copy too, but
+    leaves an empty ``nbgrader`` dict on the others, on which ``OverwriteCells`` then fails and the
+    whole notebook scores 0. Without the key the earlier copies are plain cells; they still run.
+    """
+    last: dict[str, int] = {}
+    for index, cell in enumerate(nb.cells):
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if grade_id:
+            last[grade_id] = index
+    notes = []
+    for index, cell in enumerate(nb.cells):
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if grade_id and last[grade_id] != index:
+            del cell.metadata["nbgrader"]
+            notes.append(
+                f"cell {index} is a copy of cell {last[grade_id]} ({grade_id!r}): graded the last copy"
+            )
+    return notes
+
+
+def _execution_notes(autograded: Path) -> tuple[list[str], bool]:
+    """(one note per cell that killed the kernel or timed out, whether the kernel died)."""
+    nb = nbformat.read(autograded, as_version=4)
+    notes, died = [], False
+    for index, cell in enumerate(nb.cells):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") != "error":
+                continue
+            if output.get("ename") == KERNEL_DIED:
+                died = True
+                notes.append(f"the kernel died in cell {index}; the tests after it scored 0")
+            elif output.get("ename") == "CellTimeoutError":
+                notes.append(f"cell {index} ran out of time and was interrupted")
+    return notes, died
+
+
+_BOILERPLATE = ("There was an error processing", "Please see the", "Traceback")
+
+
+def _first_error(log: str) -> str:
+    """The first informative ERROR line of an nbgrader log (the rest is its generic wrapping)."""
+    for line in log.splitlines():
+        if "| ERROR]" in line and not any(b in line for b in _BOILERPLATE):
+            return line.split("| ERROR]", 1)[1].strip()[:500]
+    return "see nbgrader.log in the archive"

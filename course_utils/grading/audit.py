@@ -23,6 +23,7 @@ What is flagged, per code cell (after IPython syntax such as ``%magic`` and ``!c
 from __future__ import annotations
 
 import ast
+import threading
 from dataclasses import dataclass
 
 import nbformat
@@ -149,6 +150,16 @@ def audit_notebook(nb: nbformat.NotebookNode) -> list[Finding]:
     Names bound to ``course_utils`` carry over from cell to cell, as they do in the kernel. A cell
     that does not parse is skipped: it raises when run, which costs what it costs.
     """
+    with _PARSE_LOCK:
+        return _audit(nb)
+
+
+# CPython 3.11's ast.parse is not thread-safe ("AST constructor recursion depth mismatch" when
+# grading workers audit at the same time), so one audit runs at a time; each takes milliseconds.
+_PARSE_LOCK = threading.Lock()
+
+
+def _audit(nb: nbformat.NotebookNode) -> list[Finding]:
     findings: list[Finding] = []
     course_names: set[str] = set()
     for index, cell in enumerate(nb.cells):

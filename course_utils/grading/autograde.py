@@ -18,6 +18,7 @@ Then ``_grading/grades.csv`` (every result, including students not in this batch
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import hashlib
@@ -33,7 +34,17 @@ from course_utils.grading import sandbox
 from course_utils.grading.collect import Submission, collect
 from course_utils.grading.layout import nbgrader, stages
 from course_utils.grading.store import all_results, load_result, record
-from course_utils.grading.worker import Outcome, build_template, grade_submission, stage_digest
+from course_utils.grading.worker import (
+    Job,
+    Outcome,
+    build_template,
+    finish,
+    max_points,
+    prepare,
+    run,
+    stage_digest,
+    stop_all,
+)
 
 ISOLATION_MODES = ("auto", "require", "off")
 RETRIED = {"error", "timed out"}  # may be the machine's fault: graded again on the next run
@@ -161,10 +172,16 @@ def grade(
     work = root / "_grading" / "work"
     templates = _prepare_stages(root, sorted({s.stage for s, _ in todo}), work, jobs)
     bar = tqdm(total=len(todo), desc="grading", unit="notebook", disable=not progress)
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {
-            pool.submit(
-                _grade_one,
+    # Only the nbgrader subprocesses run in worker threads: everything that parses or compiles
+    # Python (audit, nbformat, SQLAlchemy) stays in this thread (see worker.prepare).
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    try:
+        futures = {}
+        for submission, key in todo:
+            prepared = _guarded(
+                root,
+                submission,
+                prepare,
                 root,
                 submission,
                 templates[submission.stage],
@@ -172,17 +189,26 @@ def grade(
                 cell_timeout=cell_timeout,
                 notebook_timeout=notebook_timeout,
                 isolate=isolate,
-            ): (submission, key)
-            for submission, key in todo
-        }
+            )
+            if isinstance(prepared, Outcome):
+                _finish(root, report, submission, key, prepared)
+                bar.update()
+            else:
+                futures[pool.submit(run, prepared)] = (submission, key)
         for future in as_completed(futures):
             submission, key = futures[future]
-            outcome = future.result()
-            result = record(root, submission, outcome, key)
-            report.grades.append(StageGrade.from_result(result))
-            if outcome.workspace is not None and outcome.status not in {"error", "timed out"}:
-                _remove(outcome.workspace)
+            try:
+                outcome = _guarded(root, submission, finish, future.result())
+            except Exception as error:  # noqa: BLE001 - one submission never stops the batch
+                outcome = _failed(root, submission, error)
+            _finish(root, report, submission, key, outcome)
             bar.update()
+    except KeyboardInterrupt:  # what was recorded stays; the next run grades the rest
+        pool.shutdown(wait=False, cancel_futures=True)
+        stop_all()
+        raise
+    finally:
+        pool.shutdown(wait=True)
     bar.close()
 
     for grade_ in report.grades:
@@ -196,16 +222,32 @@ def grade(
     return report
 
 
-def _grade_one(
-    root: Path, submission: Submission, template: Path, workspace: Path, **kw
-) -> Outcome:
+def _guarded(root: Path, submission: Submission, step, *args, **kwargs) -> Outcome | Job:
+    """``step(*args, **kwargs)``, or an "error" outcome if it raises."""
     try:
-        return grade_submission(root, submission, template, workspace, **kw)
+        return step(*args, **kwargs)
     except Exception as error:  # noqa: BLE001 - one submission must never stop the batch
-        outcome = Outcome(submission.student, submission.stage, workspace=workspace)
-        outcome.status = "error"
-        outcome.notes.append(f"the grader failed on this submission: {error!r}; scored 0")
-        return outcome
+        return _failed(root, submission, error)
+
+
+def _failed(root: Path, submission: Submission, error: Exception) -> Outcome:
+    outcome = Outcome(submission.student, submission.stage)
+    with contextlib.suppress(Exception):  # the source may be what failed
+        stage = submission.stage
+        points = max_points(root / "solutions" / stage / f"{stage}.ipynb")
+        outcome.cells, outcome.max_score = dict.fromkeys(points, 0.0), sum(points.values())
+    outcome.status = "error"
+    outcome.notes.append(f"the grader failed on this submission: {error!r}; scored 0")
+    return outcome
+
+
+def _finish(
+    root: Path, report: GradeReport, submission: Submission, key: str, outcome: Outcome
+) -> None:
+    result = record(root, submission, outcome, key)
+    report.grades.append(StageGrade.from_result(result))
+    if outcome.workspace is not None and outcome.status not in RETRIED:
+        _remove(outcome.workspace)
 
 
 def _prepare_stages(root: Path, needed: list[str], work: Path, jobs: int) -> dict[str, Path]:

@@ -3,12 +3,16 @@
 Each submission is graded by its own ``nbgrader autograde`` process in ``_grading/work/<job>/``,
 a copy of the course layout with its own gradebook (copied from a per-stage template) and its own
 Jupyter paths. Workers therefore never share a SQLite file, so any number can run at once; the
-results are merged into the course gradebook afterwards, one at a time (``merge.py``). The kernel
+results are merged into the course gradebook afterwards, one at a time (``store.py``). The kernel
 runs in the bubblewrap sandbox (``sandbox.py``) when it is available.
+
+Three steps per submission: :func:`prepare` (main thread: read, audit, set up the workspace),
+:func:`run` (any thread: the nbgrader subprocess) and :func:`finish` (main thread: read scores).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -16,6 +20,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,7 +84,7 @@ def run_python(
     """``python ARGS`` in ``workdir``; (exit code or None on timeout, combined output).
 
     It runs in a session of its own, so on timeout the whole group (nbgrader, the sandbox and the
-    kernel) is killed, not only nbgrader.
+    kernel) is killed, not only nbgrader. :func:`stop_all` kills every one still running.
     """
     with subprocess.Popen(
         [sys.executable, *args],
@@ -91,13 +96,36 @@ def run_python(
         errors="replace",
         start_new_session=True,
     ) as process:
+        with _LIVE_LOCK:
+            _LIVE.add(process)
         try:
             output, _ = process.communicate(timeout=timeout)
             return process.returncode, output
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+            _kill_group(process)
             output, _ = process.communicate()
             return None, output
+        finally:
+            with _LIVE_LOCK:
+                _LIVE.discard(process)
+
+
+_LIVE: set[subprocess.Popen] = set()
+_LIVE_LOCK = threading.Lock()
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):  # already gone
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def stop_all() -> None:
+    """Kill every grading process still running (on Ctrl-C: they run in sessions of their own,
+    so the terminal's SIGINT does not reach them)."""
+    with _LIVE_LOCK:
+        running = list(_LIVE)
+    for process in running:
+        _kill_group(process)
 
 
 def stage_digest(root: Path, stage: str) -> str:
@@ -154,7 +182,24 @@ def max_points(source: Path) -> dict[str, float]:
     return points
 
 
-def grade_submission(
+@dataclass
+class Job:
+    """A submission ready to be autograded: its workspace, environment and command."""
+
+    submission: Submission
+    outcome: Outcome
+    points: dict[str, float]
+    autograded: Path
+    runtime: Path
+    env: dict[str, str]
+    args: list[str]
+    start: float
+    notebook_timeout: float
+    code: int | None = None
+    log: str = ""
+
+
+def prepare(
     root: Path,
     submission: Submission,
     template: Path,
@@ -163,8 +208,14 @@ def grade_submission(
     cell_timeout: int | None = None,
     notebook_timeout: float = 1800,
     isolate: bool = True,
-) -> Outcome:
-    """Audit, autograde and write feedback for one submission in ``workspace`` (see module doc)."""
+) -> Job | Outcome:
+    """Read and audit one submission and set up its workspace: a :class:`Job` to :func:`run`, or
+    the final :class:`Outcome` when there is nothing to run (unreadable, tampered).
+
+    Call from the main thread, like :func:`finish`: both parse and compile Python (the audit,
+    nbformat's schema validation, SQLAlchemy), which CPython 3.11 cannot do from several threads
+    at once ("AST constructor recursion depth mismatch"). Only :func:`run` belongs in a worker.
+    """
     start = time.perf_counter()
     student, stage = submission.student, submission.stage
     outcome = Outcome(student, stage, workspace=workspace)
@@ -202,55 +253,37 @@ def grade_submission(
     autograded = workspace / "_grading" / "autograded" / student / stage
     # The kernel's connection file goes to a folder outside the course: the sandbox shows it.
     runtime = Path(tempfile.mkdtemp(prefix="course-grade-"))
-    try:
-        if isolate:
-            sandbox.write_kernelspec(workspace / "jupyter", autograded, runtime)
-        return _autograde(
-            workspace,
-            submission,
-            outcome,
-            points,
-            autograded,
-            start,
-            env=_env(workspace, threads=1, runtime=runtime),
-            cell_timeout=cell_timeout,
-            notebook_timeout=notebook_timeout,
-        )
-    finally:
-        shutil.rmtree(runtime, ignore_errors=True)
+    if isolate:
+        sandbox.write_kernelspec(workspace / "jupyter", autograded, runtime)
+    args = ["-m", "course_utils.grading.nbgrader_job", stage, student]
+    if cell_timeout:
+        args.append(f"--cell-timeout={cell_timeout}")
+    env = _env(workspace, threads=1, runtime=runtime)
+    return Job(submission, outcome, points, autograded, runtime, env, args, start, notebook_timeout)
 
 
-def _autograde(
-    workspace: Path,
-    submission: Submission,
-    outcome: Outcome,
-    points: dict[str, float],
-    autograded: Path,
-    start: float,
-    *,
-    env: dict[str, str],
-    cell_timeout: int | None,
-    notebook_timeout: float,
-) -> Outcome:
-    student, stage = submission.student, submission.stage
-    extra = [f"--cell-timeout={cell_timeout}"] if cell_timeout else []
-    code, log = run_python(
-        workspace,
-        "-m",
-        "course_utils.grading.nbgrader_job",
-        stage,
-        student,
-        *extra,
-        env=env,
-        timeout=notebook_timeout,
-    )
-    outcome.log = log
-    if code is None:
+def run(job: Job) -> Job:
+    """Autograde and write feedback (``nbgrader_job``) in the job's workspace; thread-safe."""
+    workspace = job.outcome.workspace
+    assert workspace is not None
+    job.code, job.log = run_python(workspace, *job.args, env=job.env, timeout=job.notebook_timeout)
+    return job
+
+
+def finish(job: Job) -> Outcome:
+    """Read the job's scores from its gradebook and notebook into its :class:`Outcome`."""
+    shutil.rmtree(job.runtime, ignore_errors=True)
+    outcome, points = job.outcome, job.points
+    student, stage = outcome.student, outcome.stage
+    workspace = outcome.workspace
+    assert workspace is not None
+    outcome.log = job.log
+    outcome.seconds = time.perf_counter() - job.start
+    if job.code is None:
         outcome.status = "timed out"
         outcome.notes.append(
-            f"grading took longer than {notebook_timeout:g} s and was stopped; scored 0"
+            f"grading took longer than {job.notebook_timeout:g} s and was stopped; scored 0"
         )
-        outcome.seconds = time.perf_counter() - start
         return outcome
 
     db_url = f"sqlite:///{workspace / '_grading' / 'gradebook.db'}"
@@ -270,25 +303,22 @@ def _autograde(
         except MissingEntry:
             graded = False
     outcome.score = sum(outcome.cells.values())
-    notebook_path = autograded / f"{stage}.ipynb"
+    notebook_path = job.autograded / f"{stage}.ipynb"
     if not graded or not notebook_path.exists():
         outcome.status = "error"
         outcome.score = 0.0
         outcome.cells = dict.fromkeys(points, 0.0)
         outcome.notes.append(
-            f"nbgrader could not grade this notebook; scored 0 ({_first_error(log)})"
+            f"nbgrader could not grade this notebook; scored 0 ({_first_error(job.log)})"
         )
-        outcome.seconds = time.perf_counter() - start
         return outcome
     outcome.autograded = notebook_path
     notes, died = _execution_notes(notebook_path)
     outcome.notes += notes
     if died:
         outcome.status = "kernel died"
-
     feedback = workspace / "_grading" / "feedback" / student / stage / f"{stage}.html"
     outcome.feedback = feedback if feedback.exists() else None
-    outcome.seconds = time.perf_counter() - start
     return outcome
 
 

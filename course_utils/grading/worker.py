@@ -193,10 +193,11 @@ class Job:
     runtime: Path
     env: dict[str, str]
     args: list[str]
-    start: float
+    prepare_seconds: float
     notebook_timeout: float
     code: int | None = None
     log: str = ""
+    run_seconds: float = 0.0
 
 
 def prepare(
@@ -259,26 +260,42 @@ def prepare(
     if cell_timeout:
         args.append(f"--cell-timeout={cell_timeout}")
     env = _env(workspace, threads=1, runtime=runtime)
-    return Job(submission, outcome, points, autograded, runtime, env, args, start, notebook_timeout)
+    prepared = time.perf_counter() - start
+    return Job(
+        submission, outcome, points, autograded, runtime, env, args, prepared, notebook_timeout
+    )
 
 
 def run(job: Job) -> Job:
     """Autograde and write feedback (``nbgrader_job``) in the job's workspace; thread-safe."""
     workspace = job.outcome.workspace
     assert workspace is not None
+    start = time.perf_counter()
     job.code, job.log = run_python(workspace, *job.args, env=job.env, timeout=job.notebook_timeout)
+    job.run_seconds = time.perf_counter() - start
     return job
 
 
 def finish(job: Job) -> Outcome:
-    """Read the job's scores from its gradebook and notebook into its :class:`Outcome`."""
+    """Read the job's scores from its gradebook and notebook into its :class:`Outcome`.
+
+    ``Outcome.seconds`` counts this submission's own work (prepare, run, finish), not its time
+    waiting for a free worker.
+    """
+    start = time.perf_counter()
     shutil.rmtree(job.runtime, ignore_errors=True)
+    try:
+        return _read_scores(job)
+    finally:
+        job.outcome.seconds = job.prepare_seconds + job.run_seconds + time.perf_counter() - start
+
+
+def _read_scores(job: Job) -> Outcome:
     outcome, points = job.outcome, job.points
     student, stage = outcome.student, outcome.stage
     workspace = outcome.workspace
     assert workspace is not None
     outcome.log = job.log
-    outcome.seconds = time.perf_counter() - job.start
     if job.code is None:
         outcome.status = "timed out"
         outcome.notes.append(

@@ -22,6 +22,7 @@ import contextlib
 import csv
 import functools
 import hashlib
+import shutil
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -247,7 +248,7 @@ def _finish(
     result = record(root, submission, outcome, key)
     report.grades.append(StageGrade.from_result(result))
     if outcome.workspace is not None and outcome.status not in RETRIED:
-        _remove(outcome.workspace)
+        shutil.rmtree(outcome.workspace, ignore_errors=True)
 
 
 def _prepare_stages(root: Path, needed: list[str], work: Path, jobs: int) -> dict[str, Path]:
@@ -276,12 +277,6 @@ def _prepare_stages(root: Path, needed: list[str], work: Path, jobs: int) -> dic
             lambda s: build_template(root, s, work / "templates" / s, stage_digest(root, s)), needed
         )
         return dict(zip(needed, built, strict=True))
-
-
-def _remove(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
 
 
 CSV_COLUMNS = (

@@ -31,6 +31,7 @@ from nbgrader.api import Gradebook, MissingEntry
 from course_utils.grading import sandbox
 from course_utils.grading.audit import audit_notebook
 from course_utils.grading.collect import Submission
+from course_utils.grading.layout import graded_cells
 from course_utils.grading.preprocessors import KERNEL_DIED
 
 COURSE_ID = "the-recipe"
@@ -173,13 +174,7 @@ def _course_skeleton(root: Path, workspace: Path) -> None:
 
 def max_points(source: Path) -> dict[str, float]:
     """``{grade_id: points}`` of the autograded test cells of a source notebook."""
-    nb = nbformat.read(source, as_version=4)
-    points = {}
-    for cell in nb.cells:
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if cell.cell_type == "code" and meta.get("grade") and not meta.get("solution"):
-            points[meta["grade_id"]] = float(meta.get("points", 0))
-    return points
+    return {cell["grade_id"]: float(cell["points"]) for cell in graded_cells(source)}
 
 
 @dataclass

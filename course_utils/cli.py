@@ -16,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from course_utils.grading.memory import DEFAULT_MEMORY_LIMIT, parse_size
+
 
 def _doctor(args: argparse.Namespace) -> int:
     import torch
@@ -90,6 +92,13 @@ def _check(args: argparse.Namespace) -> int:
     return 0 if all(v.passed for v in results) else 1
 
 
+def _memory_size(text: str) -> int | None:
+    try:
+        return parse_size(text)
+    except ValueError as error:  # argparse prints ArgumentTypeError's message as the usage error
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _grade(args: argparse.Namespace) -> int:
     from course_utils.grading.autograde import grade
     from course_utils.grading.layout import find_root
@@ -101,6 +110,7 @@ def _grade(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         cell_timeout=args.cell_timeout,
         notebook_timeout=args.notebook_timeout,
+        memory_limit=args.memory_limit,
         force=args.force,
         isolation=args.isolation,
         progress=True,
@@ -139,6 +149,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument(
         "--notebook-timeout", type=float, default=1800, help="seconds per notebook (default 1800)"
+    )
+    p.add_argument(
+        "--memory-limit",
+        type=_memory_size,
+        default=DEFAULT_MEMORY_LIMIT,
+        help="memory per notebook, e.g. 4G (default), 8G, or none; beyond it allocations fail",
     )
     p.add_argument("--force", action="store_true", help="regrade unchanged submissions too")
     p.add_argument(

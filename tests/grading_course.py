@@ -319,6 +319,15 @@ def _segfault(nb: NotebookNode, places: Places) -> NotebookNode:
     return _between(nb, "import ctypes\n\nctypes.string_at(0)")
 
 
+MEMORY_LIMIT = 2 * 2**30  # the hostile batch's --memory-limit; the setup cell needs about 1 GiB
+
+
+def _memory_hog(nb: NotebookNode, places: Places) -> NotebookNode:
+    # 3 GiB at once: beyond the batch's 2 GiB cap the allocation fails inside the notebook (without
+    # the cap it would succeed, and the missing note fails the test; the machine copes with 3 GiB).
+    return _between(nb, "import torch\n\nhoard = torch.ones(3 * 2**28)  # 3 GiB of float32")
+
+
 def _huge_output(nb: NotebookNode, places: Places) -> NotebookNode:
     return _between(nb, 'print("x" * 5_000_000)\nfor i in range(200_000):\n    print("line", i)')
 
@@ -531,6 +540,13 @@ VARIANTS: dict[str, Variant] = {
         "graded",
         "writes into the course root, its solutions, another student's submission, the repo, ~",
         sandbox=True,
+    ),
+    "s20_memory_hog": Variant(
+        _memory_hog,
+        FULL,
+        "graded",
+        "allocates 3 GiB in an extra cell, over the batch's 2 GiB memory limit",
+        problem=r"cell \d+ ran out of memory \(the limit is 2 GiB\)",
     ),
 }
 

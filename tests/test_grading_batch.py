@@ -146,6 +146,17 @@ def test_bad_arguments_say_what_was_expected(tmp_path: Path) -> None:
         grade(course, tmp_path, jobs=0)
     with pytest.raises(ValueError, match="isolation must be one of"):
         grade(course, tmp_path, isolation="maybe")
+    with pytest.raises(ValueError, match="memory_limit is in bytes"):
+        grade(course, tmp_path, memory_limit=4)
+
+
+def test_course_grade_rejects_a_memory_limit_it_cannot_read(tmp_path: Path, capsys) -> None:
+    from course_utils.cli import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["grade", str(tmp_path), "--memory-limit", "lots"])
+    assert stopped.value.code == 2
+    assert "a memory limit is a size like 4G, 512M or 1.5GiB" in capsys.readouterr().err
 
 
 def test_course_grade_command_prints_grades_problems_and_where_the_files_are(

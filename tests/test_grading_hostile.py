@@ -1,11 +1,12 @@
 """`course grade` against a class of hostile and clumsy submissions, on a tiny one-stage course.
 
 One batch grades every variant of tests/grading_course.py (crashing kernels, infinite loops, huge
-output, warnings, edited/deleted/duplicated cells, a renamed file, tampering, reading the solutions,
-writing outside) with ``grade(root, subs, jobs=2, cell_timeout=20)``; the tests then check each
-student's per-test points, status and problem lines, and that nothing outside the grading folder
-changed or leaked. Variants doing hostile file I/O are only graded where the bubblewrap sandbox
-works (``sandbox.available()``); CI runs as root with bubblewrap installed, so there they run.
+output, a memory hog, warnings, edited/deleted/duplicated cells, a renamed file, tampering, reading
+the solutions, writing outside) with ``grade(root, subs, jobs=2, cell_timeout=20, memory_limit=2
+GiB)``; the tests then check each student's per-test points, status and problem lines, and that
+nothing outside the grading folder changed or leaked. Variants doing hostile file I/O are only
+graded where the bubblewrap sandbox works (``sandbox.available()``); CI runs as root with
+bubblewrap installed, so there they run.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from course_utils.grading.autograde import GradeReport, grade
 from tests.grading_course import (
     FULL,
     LEAKED,
+    MEMORY_LIMIT,
     NOTEBOOK,
     STAGE,
     VARIANTS,
@@ -85,7 +87,9 @@ def batch(tmp_path_factory: pytest.TempPathFactory):
     created: list[Path] = []
     try:
         start = time.perf_counter()
-        report = grade(root, submissions, jobs=2, cell_timeout=CELL_TIMEOUT)
+        report = grade(
+            root, submissions, jobs=2, cell_timeout=CELL_TIMEOUT, memory_limit=MEMORY_LIMIT
+        )
         seconds = time.perf_counter() - start
         after = {name: tree_digest(path) for name, path in watched.items()}
         created = [p for p in targets if p.exists() and p not in preexisting]

@@ -1,8 +1,10 @@
-"""The pieces of ``course grade`` that need no nbgrader run: audit, sandbox, collect, output limits."""
+"""The pieces of ``course grade`` that need no nbgrader run: audit, sandbox, collect, output and
+memory limits."""
 
 from __future__ import annotations
 
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from nbformat.v4 import new_code_cell, new_notebook, new_output
 from course_utils.grading import sandbox
 from course_utils.grading.audit import audit_notebook
 from course_utils.grading.collect import collect
+from course_utils.grading.memory import describe, is_out_of_memory, parse_size
 from course_utils.grading.preprocessors import LimitOutputSize
 
 REPO = Path(__file__).resolve().parents[1]
@@ -261,3 +264,81 @@ def test_audit_is_safe_to_run_from_several_grading_workers_at_once() -> None:
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(audit_notebook, notebooks * 6))
     assert results == [[]] * len(results)
+
+
+# memory limit ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("4G", 4 * 2**30),
+        ("512M", 512 * 2**20),
+        ("1.5GiB", 3 * 2**29),
+        ("2gb", 2 * 2**30),
+        ("1073741824", 2**30),
+        ("none", None),
+        ("0", None),
+    ],
+)
+def test_parse_size_reads_binary_sizes(text: str, expected: int | None) -> None:
+    assert parse_size(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "match"), [("4Q", "like 4G, 512M"), ("-1G", "like 4G"), ("100M", "below 256M")]
+)
+def test_parse_size_says_what_it_expected(text: str, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        parse_size(text)
+
+
+def test_out_of_memory_errors_are_recognised_from_python_and_torch() -> None:
+    assert is_out_of_memory("MemoryError", "")
+    torch_message = (
+        "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: "
+        "you tried to allocate 3221225472 bytes. Error code 12 (Cannot allocate memory)"
+    )
+    assert is_out_of_memory("RuntimeError", torch_message)
+    assert not is_out_of_memory("RuntimeError", "mat1 and mat2 shapes cannot be multiplied")
+    assert describe(2 * 2**30) == "2 GiB" and describe(3 * 2**29) == "1.5 GiB"
+
+
+CAPPED_PARENT = """\
+import subprocess, sys
+from course_utils.grading.memory import cap_memory
+
+assert cap_memory(2**30) is None
+subprocess.run([sys.executable, sys.argv[1]], check=True)
+try:
+    bytearray(2 * 2**30)
+except MemoryError:
+    print("parent: MemoryError")
+"""
+CHILD = """\
+import torch
+
+try:
+    torch.ones(2**29)
+except RuntimeError as error:
+    print("child:", error)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_DATA is enforced on Linux")
+def test_memory_cap_makes_a_large_allocation_fail_in_the_capped_process_and_its_children(
+    tmp_path: Path,
+) -> None:
+    """The grading job caps itself; the kernel it starts (a child) inherits the cap."""
+    parent, child = tmp_path / "parent.py", tmp_path / "child.py"
+    parent.write_text(CAPPED_PARENT)
+    child.write_text(CHILD)
+    run = subprocess.run(
+        [sys.executable, str(parent), str(child)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert "parent: MemoryError" in run.stdout
+    assert "child:" in run.stdout and is_out_of_memory("RuntimeError", run.stdout)

@@ -34,6 +34,7 @@ import course_utils
 from course_utils.grading import sandbox
 from course_utils.grading.collect import Submission, collect
 from course_utils.grading.layout import nbgrader, stages
+from course_utils.grading.memory import DEFAULT_MEMORY_LIMIT
 from course_utils.grading.store import all_results, load_result, record
 from course_utils.grading.worker import (
     Job,
@@ -98,16 +99,22 @@ class GradeReport:
         return self.grade(student, stage).score
 
 
-def grading_key(root: Path, submission: Submission, cell_timeout: int | None) -> str:
+def grading_key(
+    root: Path,
+    submission: Submission,
+    cell_timeout: int | None,
+    memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
+) -> str:
     """Changes when anything that decides the grade does: the submission, the stage's source (its
-    hidden tests), nbgrader_config.py, the course_utils code (the checks) or the cell timeout."""
+    hidden tests), nbgrader_config.py, the course_utils code (the checks), the cell timeout or the
+    memory limit."""
     source = root / "solutions" / submission.stage / f"{submission.stage}.ipynb"
     digest = hashlib.sha256()
     digest.update(submission.sha256.encode())
     digest.update(source.read_bytes())
     digest.update((root / "nbgrader_config.py").read_bytes())
     digest.update(_package_digest().encode())
-    digest.update(repr(cell_timeout).encode())
+    digest.update(repr((cell_timeout, memory_limit)).encode())
     return digest.hexdigest()
 
 
@@ -139,6 +146,7 @@ def grade(
     jobs: int = 1,
     cell_timeout: int | None = None,
     notebook_timeout: float = 1800,
+    memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
     force: bool = False,
     isolation: str = "auto",
     progress: bool = False,
@@ -147,12 +155,18 @@ def grade(
 
     ``jobs``: submissions graded at once (each a process with one CPU thread); ``cell_timeout``:
     seconds per cell (default: ``Execute.timeout`` of nbgrader_config.py); ``notebook_timeout``:
-    seconds for a whole notebook before it is stopped and scored 0; ``force``: regrade unchanged
+    seconds for a whole notebook before it is stopped and scored 0; ``memory_limit``: bytes of data
+    each grading process and its kernel may allocate (None: no cap; see ``memory.py``); an
+    allocation beyond it fails inside the notebook; ``force``: regrade unchanged
     submissions too; ``isolation``: "auto" (sandbox when bubblewrap works, else say so in the
     problems), "require" (error without it) or "off".
     """
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")
+    if memory_limit is not None and memory_limit < 2**28:
+        raise ValueError(
+            f"memory_limit is in bytes and importing torch needs about 1 GiB, got {memory_limit}"
+        )
     root = Path(root).resolve()
     isolate, warning = _isolation(isolation)
     found, problems = collect(root, Path(submissions).resolve(), stages(root))
@@ -162,7 +176,7 @@ def grade(
 
     todo: list[tuple[Submission, str]] = []
     for submission in found:
-        key = grading_key(root, submission, cell_timeout)
+        key = grading_key(root, submission, cell_timeout, memory_limit)
         previous = load_result(root, submission.student, submission.stage)
         unchanged = previous is not None and previous["key"] == key
         if unchanged and previous["status"] not in RETRIED and not force:
@@ -189,6 +203,7 @@ def grade(
                 work / "jobs" / f"{submission.student}--{submission.stage}",
                 cell_timeout=cell_timeout,
                 notebook_timeout=notebook_timeout,
+                memory_limit=memory_limit,
                 isolate=isolate,
             )
             if isinstance(prepared, Outcome):

@@ -1,9 +1,10 @@
 """Autograde one student's stage and write its feedback, in one Python process.
 
-``python -m course_utils.grading.nbgrader_job STAGE STUDENT [--cell-timeout N]``, run in a grading
-workspace (``worker.py``). It does what ``nbgrader autograde STAGE --student STUDENT --force`` then
+``python -m course_utils.grading.nbgrader_job STAGE STUDENT [--cell-timeout N] [--memory-limit BYTES]``,
+run in a grading workspace (``worker.py``). It does what ``nbgrader autograde STAGE --student STUDENT --force`` then
 ``nbgrader generate_feedback ...`` do, through nbgrader's Python API, so nbgrader is imported once
-per submission instead of twice. Exit code: 0 both done, 1 autograde failed, 2 feedback failed.
+per submission instead of twice. The memory limit is set on this process first, so the kernel it
+starts inherits it (``memory.py``). Exit code: 0 both done, 1 autograde failed, 2 feedback failed.
 """
 
 from __future__ import annotations
@@ -11,13 +12,19 @@ from __future__ import annotations
 import argparse
 import sys
 
+from course_utils.grading.memory import cap_memory
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("stage")
     parser.add_argument("student")
     parser.add_argument("--cell-timeout", type=int)
+    parser.add_argument("--memory-limit", type=int, help="bytes; the kernel inherits the cap")
     args = parser.parse_args(argv)
+    not_capped = cap_memory(args.memory_limit)
+    if not_capped:
+        print(not_capped, flush=True)
 
     from nbgrader.apps import NbGraderAPI
     from nbgrader.apps.nbgraderapp import NbGrader

@@ -13,9 +13,10 @@ only of:
 Everything else (the course's ``solutions/``, the gradebook, other students' submissions and
 results, home folders) does not exist inside. The kernel also gets its own process, IPC and
 hostname namespaces, so it cannot see or signal the grader or other kernels. Not protected: the
-network (the kernel talks to the grader over localhost TCP), CPU and memory use (a per-cell timeout
-and a per-notebook wall-clock limit apply; memory is not capped), and the kernel's own memory while
-the hidden tests run in it (see ``audit.py`` for the static check that covers tampering).
+network (the kernel talks to the grader over localhost TCP), CPU use (a per-cell timeout and a
+per-notebook wall-clock limit apply; memory is capped separately, see ``memory.py``), and the
+kernel's own memory while the hidden tests run in it (see ``audit.py`` for the static check that
+covers tampering).
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ from course_utils.grading import sandbox
 from course_utils.grading.audit import audit_notebook
 from course_utils.grading.collect import Submission
 from course_utils.grading.layout import graded_cells
+from course_utils.grading.memory import DEFAULT_MEMORY_LIMIT, describe, is_out_of_memory
 from course_utils.grading.preprocessors import KERNEL_DIED
 
 COURSE_ID = "the-recipe"
@@ -190,6 +191,7 @@ class Job:
     args: list[str]
     prepare_seconds: float
     notebook_timeout: float
+    memory_limit: int | None = None
     code: int | None = None
     log: str = ""
     run_seconds: float = 0.0
@@ -203,6 +205,7 @@ def prepare(
     *,
     cell_timeout: int | None = None,
     notebook_timeout: float = 1800,
+    memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
     isolate: bool = True,
 ) -> Job | Outcome:
     """Read and audit one submission and set up its workspace: a :class:`Job` to :func:`run`, or
@@ -254,10 +257,21 @@ def prepare(
     args = ["-m", "course_utils.grading.nbgrader_job", stage, student]
     if cell_timeout:
         args.append(f"--cell-timeout={cell_timeout}")
+    if memory_limit:
+        args.append(f"--memory-limit={memory_limit}")
     env = _env(workspace, threads=1, runtime=runtime)
     prepared = time.perf_counter() - start
     return Job(
-        submission, outcome, points, autograded, runtime, env, args, prepared, notebook_timeout
+        submission,
+        outcome,
+        points,
+        autograded,
+        runtime,
+        env,
+        args,
+        prepared,
+        notebook_timeout,
+        memory_limit,
     )
 
 
@@ -325,7 +339,7 @@ def _read_scores(job: Job) -> Outcome:
         )
         return outcome
     outcome.autograded = notebook_path
-    notes, died = _execution_notes(notebook_path)
+    notes, died = _execution_notes(notebook_path, job.memory_limit)
     outcome.notes += notes
     if died:
         outcome.status = "kernel died"
@@ -357,8 +371,9 @@ def _keep_last_of_duplicated_cells(nb: nbformat.NotebookNode) -> list[str]:
     return notes
 
 
-def _execution_notes(autograded: Path) -> tuple[list[str], bool]:
-    """(one note per cell that killed the kernel or timed out, whether the kernel died)."""
+def _execution_notes(autograded: Path, memory_limit: int | None) -> tuple[list[str], bool]:
+    """(one note per cell that killed the kernel, timed out or ran out of memory, whether the
+    kernel died)."""
     nb = nbformat.read(autograded, as_version=4)
     notes, died = [], False
     for index, cell in enumerate(nb.cells):
@@ -370,6 +385,9 @@ def _execution_notes(autograded: Path) -> tuple[list[str], bool]:
                 notes.append(f"the kernel died in cell {index}; the tests after it scored 0")
             elif output.get("ename") == "CellTimeoutError":
                 notes.append(f"cell {index} ran out of time and was interrupted")
+            elif is_out_of_memory(output.get("ename", ""), output.get("evalue", "")):
+                limit = f" (the limit is {describe(memory_limit)})" if memory_limit else ""
+                notes.append(f"cell {index} ran out of memory{limit}")
     return notes, died
 
 

@@ -59,10 +59,11 @@ JOBS ?= 1
 grade: $(STAMP)
 	$(BIN)/course grade $(SUBMISSIONS) --jobs $(JOBS)
 
-## Time every solutions notebook and the reference ops; rewrite the tables in benchmarks/.
+## Time every solutions notebook, the reference ops and the group-norm routes; rewrite benchmarks/*.md.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_notebooks.py
 	$(BIN)/python benchmarks/bench_ops.py
+	$(BIN)/python benchmarks/bench_group_norm_routes.py
 
 ## Time `course grade` on a synthetic class, --jobs 1 against --jobs 2 (about 10 minutes).
 bench-grading: $(STAMP)

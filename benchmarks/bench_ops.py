@@ -15,6 +15,7 @@ the exit status is 1 if any ratio is above 1.5.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import datetime
 import os
 import platform
@@ -82,17 +83,14 @@ def build_cases() -> tuple[list[Case], list[str]]:
             _fwd_bwd(lambda: group_norm(x, 8, weight, bias), [x, weight, bias]),
             _fwd_bwd(lambda: F.group_norm(x, 8, weight, bias), [x, weight, bias]),
             why_slower=(
-                "group_norm: PyTorch's CPU kernel is fused: it reads each group once for the "
-                "statistics and once to write the output (twice each way in backward), with the "
-                "group hot in cache. Ours is built from PyTorch ops, each sweeping the whole "
-                "12.8 MB tensor: a two-pass mean/centred norm (torch.var_mean is about 18 ms alone "
-                "here) and a hand-written backward (one full-size allocation, reused in place; each "
-                "op with at most one broadcast operand, the case the CPU kernels vectorise) make 5 "
-                "sweeps forward and 6 backward, against 2 and 2. The fused route a reference may "
-                "take is slower still here: F.batch_norm on the (1, N*G, L) view, or F.layer_norm "
-                "on (N*G, L) rows, then the affine, times 3.5-5x native, as those CPU kernels are "
-                "slow on such long rows. On this memory-bound op that is the remaining gap; the "
-                "models use nn.GroupNorm for speed."
+                "group_norm: PyTorch's CPU kernel is fused: per group it reads the values once "
+                "for the statistics and once to write the output (twice each way in backward) "
+                "while the group sits in cache. Ours is composed of PyTorch ops, each a full pass "
+                "over the 12.8 MB tensor: 5 forward (mean, centre, norm, scale, shift) and 6 "
+                "backward, in a hand-written backward. No other route we measured gets within "
+                "1.5x either (benchmarks/group_norm_routes.md: autograd through the formula, the "
+                "layer- and batch-norm views, the same passes in cache-sized blocks, "
+                "torch.compile); the models use nn.GroupNorm for speed."
             ),
         )
     )
@@ -187,6 +185,27 @@ def measure(case: Case, rounds: int, min_run_time: float, timer: str) -> tuple[f
     return min(ours), min(native)
 
 
+def steady_allocator() -> str:
+    """Keep freed memory in the process, so a timed call does not page-fault its tensors in anew.
+
+    glibc hands large freed blocks back to the kernel, depending on its history of frees; the next
+    call then page-faults ~3,000 fresh pages per 12.8 MB tensor, which on this VM costs more than
+    the op itself (F.group_norm forward + backward measured 3.4 ms without faults and up to 14.8 ms
+    with them, in the same process). Which of the two states a round lands in is luck; with
+    mmap and trimming off for blocks up to 32 MiB (glibc's ceiling), every round times the ops
+    alone. A sentence for the table's header; elsewhere (not glibc) nothing is changed.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        ok = libc.mallopt(m_mmap_threshold, 32 << 20) and libc.mallopt(m_trim_threshold, 2**31 - 1)
+    except (OSError, AttributeError):
+        ok = False
+    if ok:
+        return "glibc keeps freed blocks up to 32 MiB (no page faults inside timed calls)."
+    return "allocator left as is (not glibc): page faults may add noise to large tensors."
+
+
 def machine_line() -> str:
     cpu = platform.processor() or platform.machine()
     return (
@@ -248,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-run-time", type=float, default=0.5, help="seconds per round")
     args = parser.parse_args(argv)
 
-    machine = machine_line()
+    machine = f"{machine_line()} {steady_allocator()}"
     cases, notes = build_cases()
     tables = []
     threads_before = torch.get_num_threads()

@@ -3,7 +3,7 @@
 course doctor                 versions, device, datasets available, nbgrader extension state
 course release [STAGE ...]    regenerate notebooks/ from solutions/
 course check NN [PATH]        run a notebook, one PASS/FAIL line per graded exercise
-course grade SUBMISSIONS      autograde a class (sandboxed, --jobs N, resumable): CSV, feedback
+course grade SUBMISSIONS      autograde a class (sandboxed, memory-capped, --jobs N, resumable)
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from course_utils.grading.memory import DEFAULT_MEMORY_LIMIT, parse_size
+from course_utils.grading.memory import DEFAULT_MEMORY_LIMIT, describe, enforced, parse_size
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -55,6 +55,9 @@ def _doctor(args: argparse.Namespace) -> int:
 
     state = "bubblewrap, working" if sandbox.available() else sandbox.unavailable_reason()
     print(f"grading sandbox {state}")
+    cap = describe(DEFAULT_MEMORY_LIMIT)
+    state = f"enforced, {cap} per notebook by default" if enforced() else "not enforced here"
+    print(f"grading memory cap (--memory-limit) {state}")
     return 0
 
 

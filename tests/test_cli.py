@@ -17,6 +17,7 @@ def test_doctor_reports_versions_device_and_datasets(capsys) -> None:
         "mnist_5k",
         "nbgrader lab extension",
         "grading sandbox",
+        "grading memory cap",
     ):
         assert word in out
 

@@ -17,6 +17,7 @@ raise its own hard limit.
 from __future__ import annotations
 
 import re
+import sys
 
 DEFAULT_MEMORY_LIMIT = 4 * 2**30  # 4 GiB per notebook; `course grade --memory-limit`
 _UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
@@ -71,6 +72,11 @@ def cap_memory(limit: int | None) -> str | None:
     except (ValueError, OSError) as error:
         return f"memory could not be capped at {describe(limit)}: {error}"
     return None
+
+
+def enforced() -> bool:
+    """Whether :func:`cap_memory` really limits allocations on this system (Linux only)."""
+    return sys.platform.startswith("linux")
 
 
 def is_out_of_memory(ename: str, evalue: str) -> bool:

@@ -1,0 +1,238 @@
+"""Every route to group norm we tried, timed against ``F.group_norm`` (CPU, forward + backward).
+
+    python benchmarks/bench_group_norm_routes.py [--out benchmarks/group_norm_routes.md] [--no-compile]
+
+``bench_ops.py`` finds ``course_utils.layers.group_norm`` about 2x slower than PyTorch's fused
+kernel, against a 1.5x budget. This script measures the alternatives, so the choice of route rests on
+numbers: autograd through the plain formula, the layer- and batch-norm views, our hand-written backward (the
+shipped one), the same backward cut into cache-sized blocks, and ``torch.compile`` (which needs a C++
+compiler and compiles per shape; its compile time is reported). One thread, process CPU time, the
+fastest of alternating rounds, as in ``bench_ops.py``; every route is first checked against
+``F.group_norm`` in float64.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.bench_ops import (  # noqa: E402
+    BUDGET,
+    _fwd_bwd,
+    best_time,
+    machine_line,
+    steady_allocator,
+)
+from course_utils.layers import group_norm  # noqa: E402
+
+SHAPE, GROUPS = (64, 64, 28, 28), 8
+BLOCK_BYTES = 2 << 20  # the blocked route's working block: about one core's L2 and L3 share
+
+GroupNorm = Callable[..., torch.Tensor]
+
+
+def plain_formula(x, groups, weight, bias, eps=1e-5):
+    """Group norm as written in the paper; autograd derives the backward."""
+    n, c = x.shape[:2]
+    grouped = x.reshape(n, groups, -1)
+    mean = grouped.mean(-1, keepdim=True)
+    var = (grouped - mean).square().mean(-1, keepdim=True)
+    normed = ((grouped - mean) * torch.rsqrt(var + eps)).reshape(x.shape)
+    shape = (1, c) + (1,) * (x.ndim - 2)
+    return normed * weight.view(shape) + bias.view(shape)
+
+
+def layer_norm_view(x, groups, weight, bias, eps=1e-5):
+    """Layer norm over each group's (C/G)*H*W values, then the per-channel affine."""
+    n, c = x.shape[:2]
+    grouped = x.reshape(n * groups, -1)
+    normed = F.layer_norm(grouped, grouped.shape[-1:], eps=eps).reshape(x.shape)
+    shape = (1, c) + (1,) * (x.ndim - 2)
+    return normed * weight.view(shape) + bias.view(shape)
+
+
+def batch_norm_view(x, groups, weight, bias, eps=1e-5):
+    """Training-mode batch norm on x viewed as (1, N*G, L), then the per-channel affine."""
+    n, c = x.shape[:2]
+    grouped = x.reshape(1, n * groups, -1)
+    normed = F.batch_norm(grouped, None, None, training=True, eps=eps).reshape(x.shape)
+    shape = (1, c) + (1,) * (x.ndim - 2)
+    return normed * weight.view(shape) + bias.view(shape)
+
+
+class _BlockedGroupNorm(torch.autograd.Function):
+    """The shipped formulas, applied block by block so each block's passes hit the CPU cache.
+
+    Forward per block: mean, centre, norm, scale, shift. Backward per block, in one visit:
+    Σ dy and Σ dy·x per channel, the per-group coefficients, then dx = rγ dy + b x + k.
+    """
+
+    @staticmethod
+    def forward(ctx, x, groups, weight, bias, eps):
+        n, c = x.shape[:2]
+        per_group = c // groups
+        rows = x.contiguous().view(n * groups, per_group, -1)
+        out = torch.empty_like(rows)
+        mean = rows.new_empty(n * groups, 1, 1)
+        inv_std = torch.empty_like(mean)
+        gamma = weight.view(1, groups, per_group, 1).expand(n, -1, -1, -1).reshape(-1, per_group, 1)
+        beta = bias.view(1, groups, per_group, 1).expand(n, -1, -1, -1).reshape(-1, per_group, 1)
+        size = rows[0].numel()
+        for block in _blocks(rows):
+            m = torch.mean(rows[block], (1, 2), keepdim=True, out=mean[block])
+            centred = torch.sub(rows[block], m, out=out[block])
+            r = torch.linalg.vector_norm(centred, dim=(1, 2), keepdim=True, out=inv_std[block])
+            r.square_().div_(size).add_(eps).rsqrt_()
+            centred.mul_(r * gamma[block]).add_(beta[block])
+        ctx.save_for_backward(rows, weight, mean, inv_std)
+        ctx.groups = groups
+        return out.view(x.shape)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dy):
+        rows, weight, mean, inv_std = ctx.saved_tensors
+        n_rows, per_group, _ = rows.shape
+        n = n_rows // ctx.groups
+        size = rows[0].numel()
+        shape = dy.shape
+        dy = dy.contiguous().view(rows.shape)
+        gamma = weight.view(1, ctx.groups, per_group).expand(n, -1, -1).reshape(-1, per_group)
+        sum_dy, sum_dy_x = rows.new_empty(n_rows, per_group), rows.new_empty(n_rows, per_group)
+        grad = torch.empty_like(rows)
+        for block in _blocks(rows):
+            g, m, r = grad[block], mean[block].view(-1, 1), inv_std[block].view(-1, 1)
+            s_dy = torch.sum(dy[block], -1, out=sum_dy[block])
+            s_dy_x = torch.sum(torch.mul(dy[block], rows[block], out=g), -1, out=sum_dy_x[block])
+            g_dy = torch.linalg.vecdot(s_dy, gamma[block]).unsqueeze(-1)
+            g_dy_x = torch.linalg.vecdot(s_dy_x, gamma[block]).unsqueeze(-1)
+            coef_x = (g_dy * m - g_dy_x).mul_(r.pow(3)).div_(size)
+            const = (coef_x * m).add_(g_dy * r / size).neg_()
+            torch.mul(dy[block], (r * gamma[block]).unsqueeze(-1), out=g)
+            g.addcmul_(rows[block], coef_x.unsqueeze(-1)).add_(const.unsqueeze(-1))
+        mean, inv_std = mean.view(-1, 1), inv_std.view(-1, 1)
+        grad_weight = ((sum_dy_x - mean * sum_dy) * inv_std).view(n, -1).sum(0)
+        grad_bias = sum_dy.view(n, -1).sum(0)
+        return grad.view(shape), None, grad_weight, grad_bias, None
+
+
+def _blocks(rows: torch.Tensor) -> list[slice]:
+    step = max(1, BLOCK_BYTES // (rows[0].numel() * rows.element_size()))
+    return [slice(a, min(a + step, len(rows))) for a in range(0, len(rows), step)]
+
+
+def blocked(x, groups, weight, bias, eps=1e-5):
+    n, c = x.shape[:2]
+    out = _BlockedGroupNorm.apply(x.reshape(n, c, -1), groups, weight, bias, eps)
+    return out.view(x.shape)
+
+
+def check(route: GroupNorm) -> float:
+    """Largest relative error of output and gradients against F.group_norm in float64."""
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(4, 16, 5, 5, generator=gen, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(16, generator=gen, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(16, generator=gen, dtype=torch.float64, requires_grad=True)
+    upstream = torch.randn(x.shape, generator=gen, dtype=torch.float64)
+    errors = []
+    for fn in (route, F.group_norm):
+        out = fn(x, 4, weight, bias)
+        grads = torch.autograd.grad(out, (x, weight, bias), upstream)
+        errors.append([out.detach(), *grads])
+    return max(float((a - b).abs().max() / b.abs().max()) for a, b in zip(*errors, strict=True))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "group_norm_routes.md")
+    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile route")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--min-run-time", type=float, default=0.5)
+    args = parser.parse_args(argv)
+
+    allocator = steady_allocator()
+    torch.set_num_threads(1)
+    routes: dict[str, GroupNorm] = {
+        "F.group_norm (native, fused C++ kernel)": F.group_norm,
+        "course_utils.layers.group_norm (shipped: hand-written backward)": group_norm,
+        "plain formula, autograd backward": plain_formula,
+        "F.layer_norm on (N*G, L) rows + affine, autograd": layer_norm_view,
+        "F.batch_norm on the (1, N*G, L) view + affine, autograd": batch_norm_view,
+        f"shipped formulas in {BLOCK_BYTES >> 20} MiB blocks (cache-resident passes)": blocked,
+    }
+    notes = []
+    if not args.no_compile:
+        from torch._inductor import config as inductor_config
+
+        inductor_config.force_disable_caches = True  # time a cold compile, as a learner's first
+        compiled = torch.compile(plain_formula, dynamic=False)  # one static kernel per shape
+        start = time.perf_counter()
+        try:
+            check(compiled)
+            x = torch.randn(SHAPE, requires_grad=True)
+            w, b = (
+                torch.ones(SHAPE[1], requires_grad=True),
+                torch.zeros(SHAPE[1], requires_grad=True),
+            )
+            torch.autograd.grad(compiled(x, GROUPS, w, b).sum(), (x, w, b))
+            routes["torch.compile(plain formula)"] = compiled
+            notes.append(
+                f"torch.compile: {time.perf_counter() - start:.1f} s to compile (caches off) for the "
+                "two shapes used here (the check's and the benchmark's), before the first step"
+            )
+        except Exception as error:  # noqa: BLE001 - no C++ compiler, unsupported platform...
+            notes.append(f"torch.compile not timed: {type(error).__name__}: {error}"[:300])
+    for name, route in routes.items():
+        error = check(route)
+        if error > 1e-9:
+            raise SystemExit(f"{name} disagrees with F.group_norm: relative error {error:.2e}")
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(SHAPE, generator=gen, requires_grad=True)
+    weight = torch.randn(SHAPE[1], generator=gen, requires_grad=True)
+    bias = torch.randn(SHAPE[1], generator=gen, requires_grad=True)
+    thunks = {
+        name: _fwd_bwd(lambda r=route: r(x, GROUPS, weight, bias), [x, weight, bias])
+        for name, route in routes.items()
+    }
+    for thunk in thunks.values():
+        thunk()
+    times: dict[str, list[float]] = {name: [] for name in thunks}
+    for _ in range(args.rounds):
+        for name, thunk in thunks.items():
+            times[name].append(best_time(thunk, args.min_run_time, "cpu"))
+    best = {name: min(values) for name, values in times.items()}
+    native = next(iter(best.values()))
+    lines = [
+        "# Routes to group norm, forward + backward (CPU, 1 thread, process CPU time)",
+        "",
+        "Written by `python benchmarks/bench_group_norm_routes.py`. Input "
+        f"{SHAPE}, G={GROUPS}, affine; each time is the fastest of {args.rounds} alternating "
+        f"rounds; budget {BUDGET}x of native. Every route matches F.group_norm in float64.",
+        "",
+        f"{machine_line()} {allocator}",
+        "",
+        "| route | ms | vs native |",
+        "|---|---:|---:|",
+    ]
+    for name, seconds in best.items():
+        lines.append(f"| {name} | {seconds * 1e3:.2f} | {seconds / native:.2f}x |")
+        print(f"{name}: {seconds * 1e3:.2f} ms, {seconds / native:.2f}x", flush=True)
+    lines += [""] + [f"Note: {note}" for note in notes]
+    args.out.write_text("\n".join(lines).rstrip() + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,10 +1,11 @@
 """Autograde one student's stage and write its feedback, in one Python process.
 
-``python -m course_utils.grading.nbgrader_job STAGE STUDENT [--cell-timeout N] [--memory-limit BYTES]``,
-run in a grading workspace (``worker.py``). It does what ``nbgrader autograde STAGE --student STUDENT --force`` then
-``nbgrader generate_feedback ...`` do, through nbgrader's Python API, so nbgrader is imported once
-per submission instead of twice. The memory limit is set on this process first, so the kernel it
-starts inherits it (``memory.py``). Exit code: 0 both done, 1 autograde failed, 2 feedback failed.
+``python -m course_utils.grading.nbgrader_job STAGE STUDENT [--cell-timeout N] [--memory-limit B]``,
+run in a grading workspace (``worker.py``). It does what ``nbgrader autograde STAGE --student
+STUDENT --force`` then ``nbgrader generate_feedback ...`` do, through nbgrader's Python API, so
+nbgrader is imported once per submission instead of twice. The memory limit (bytes) is set on this
+process first, so the kernel it starts inherits it (``memory.py``). Exit code: 0 both done,
+1 autograde failed, 2 feedback failed.
 """
 
 from __future__ import annotations

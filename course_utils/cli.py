@@ -29,6 +29,16 @@ def _doctor(args: argparse.Namespace) -> int:
     print(f"python       {platform.python_version()} ({sys.executable})")
     print(f"torch        {torch.__version__} (threads: {torch.get_num_threads()})")
     print(f"torchvision  {torchvision.__version__}")
+    from course_utils.layers import fused_kernel_unavailable_reason
+
+    reason = fused_kernel_unavailable_reason()
+    if reason is None:
+        import numba
+
+        state = f"fused CPU kernel (numba {numba.__version__})"
+    else:
+        state = f"composed ops only: {reason}"
+    print(f"group norm   {state}")
     print(f"devices      {', '.join(available_devices())}; the course uses {pick_device()}")
     print(f"dataset      {dataset_name()} (set COURSE_DATASET to one of: {', '.join(DATASETS)})")
     cache = data_dir()

@@ -3,6 +3,8 @@ residual block.
 
 Every op here takes and returns tensors of any float dtype on any device (cpu, cuda, mps, meta);
 new tensors are made from the input (``new_empty``); no op reads a tensor value back to the host.
+On the CPU, group norm runs a fused kernel (``course_utils.group_norm_cpu``, compiled by numba);
+everywhere else, and with ``fused=False``, it runs the composed PyTorch ops below.
 Each functional op has a module twin that holds its parameters and honours ``self.training``; each
 is tested against its PyTorch/torchvision twin (``F.group_norm``, ``F.dropout``, ``F.dropout2d``,
 ``torchvision.models.resnet.BasicBlock``).
@@ -13,6 +15,9 @@ Sources: Wu & He, *Group Normalization* (2018); Srivastava et al., *Dropout* (JM
 """
 
 from __future__ import annotations
+
+import functools
+import math
 
 import torch
 from torch import nn
@@ -59,7 +64,8 @@ class _GroupNormFunction(torch.autograd.Function):
     ten times (and ``torch.var_mean`` alone is slow on the CPU); this version allocates one
     full-size tensor in each direction and reuses it in place: five sweeps of the tensor forward
     and six backward, against two each way for PyTorch's fused kernel, which keeps a group in cache
-    (``benchmarks/bench_ops.py`` times both). With x̂ = (x - μ) r, r = 1/sqrt(σ² + eps) and
+    (``benchmarks/group_norm_routes.md`` times both; ``course_utils.group_norm_cpu`` is the fused
+    twin used on the CPU). With x̂ = (x - μ) r, r = 1/sqrt(σ² + eps) and
     L = (C/G)·S values per group, the gradients are
 
         dβ_c = Σ_n Σ_s dy,     dγ_c = Σ_n r (Σ_s dy·x - μ Σ_s dy)
@@ -133,6 +139,8 @@ def group_norm(
     weight: torch.Tensor | None = None,
     bias: torch.Tensor | None = None,
     eps: float = 1e-5,
+    *,
+    fused: bool | None = None,
 ) -> torch.Tensor:
     """Group normalization: y = γ_c (x - μ_{n,g}) / sqrt(σ²_{n,g} + eps) + β_c.
 
@@ -145,8 +153,13 @@ def group_norm(
     Equivalently (Wu & He write it as reshape + moments), it is training-mode batch norm without
     affine on x viewed as (1, N·G, L), or layer norm on (N·G, L) rows, L = (C/G)·prod(*), followed
     by the per-channel affine. We compute the moments ourselves because PyTorch's CPU batch- and
-    layer-norm kernels are slow on that view: that route times 3.5-5x ``F.group_norm`` forward + backward here,
-    against about 2x for ``_GroupNormFunction``.
+    layer-norm kernels are slow on that view (3-4x ``F.group_norm`` forward + backward here).
+
+    Two implementations, tested against ``F.group_norm`` alike: the composed ops of
+    ``_GroupNormFunction`` (any device; about 2x ``F.group_norm`` on the CPU, where every op sweeps
+    main memory) and, on the CPU, the fused kernel of ``course_utils.group_norm_cpu``, which visits
+    one group at a time while it sits in cache, as ATen does (about 1x;
+    ``benchmarks/group_norm_routes.md``). Its first call per dtype compiles for 1-2 s (then cached).
 
     Args:
         x: input of shape (N, C, *) with any number (>= 0) of trailing spatial dims.
@@ -154,25 +167,69 @@ def group_norm(
         weight: γ of shape (C,), or None for 1.
         bias: β of shape (C,), or None for 0.
         eps: added to the variance inside the square root.
+        fused: None (default) picks the fused kernel for CPU tensors when numba is installed, the
+            composed ops otherwise; True insists on the kernel, False on the composed ops.
 
     Returns:
         Tensor of x's shape and dtype; float16/bfloat16 inputs are normalised in float32 and cast
         back.
 
     Raises:
-        ValueError: x has fewer than 2 dims, C % G != 0, or weight/bias are not of shape (C,).
+        ValueError: x has fewer than 2 dims, C % G != 0, weight/bias are not of shape (C,), or
+            fused=True for a tensor that is not on the CPU.
+        RuntimeError: fused=True and numba cannot be imported.
     """
     _check_group_norm_args(x, num_groups, weight, bias)
-    n, c = x.shape[:2]
     low_precision = x.dtype in (torch.float16, torch.bfloat16)
     work = x.float() if low_precision else x
-    if weight is not None:
+    if weight is not None and weight.dtype != work.dtype:
         weight = weight.to(work.dtype)
-    if bias is not None:
+    if bias is not None and bias.dtype != work.dtype:
         bias = bias.to(work.dtype)
-    out = _GroupNormFunction.apply(work.reshape(n, c, -1), num_groups, weight, bias, eps)
-    out = out.view(x.shape)
+    if _use_fused_kernel(work, fused):
+        from course_utils.group_norm_cpu import fused_group_norm  # imports numba when first used
+
+        out = fused_group_norm(work, num_groups, weight, bias, eps)
+    else:
+        n, c = x.shape[:2]
+        size = math.prod(x.shape[2:])  # not -1: a batch of 0 samples makes it ambiguous
+        out = _GroupNormFunction.apply(work.reshape(n, c, size), num_groups, weight, bias, eps)
+        out = out.view(x.shape)
     return out.to(x.dtype) if low_precision else out
+
+
+@functools.cache
+def fused_kernel_unavailable_reason() -> str | None:
+    """None when ``course_utils.group_norm_cpu`` imports (numba is installed), else why not."""
+    try:
+        import course_utils.group_norm_cpu  # noqa: F401  (imports numba)
+    except ImportError as error:
+        return f"numba could not be imported ({error}); pip install numba"
+    return None
+
+
+def _use_fused_kernel(x: torch.Tensor, fused: bool | None) -> bool:
+    if fused is not None and not isinstance(fused, bool):
+        raise ValueError(f"fused must be None, True or False, got {fused!r}")
+    if fused is False:
+        return False
+    on_cpu = x.is_cpu and x.dtype in (torch.float32, torch.float64)
+    if fused is None:
+        return (
+            on_cpu
+            and x.numel() > 0
+            and not torch.compiler.is_compiling()
+            and fused_kernel_unavailable_reason() is None
+        )
+    if not on_cpu:
+        raise ValueError(
+            f"fused=True runs on float CPU tensors only, got a {x.dtype} tensor on {x.device}; "
+            "leave fused=None to use the composed ops there"
+        )
+    reason = fused_kernel_unavailable_reason()
+    if reason is not None:
+        raise RuntimeError(f"fused=True needs the fused CPU kernel, but {reason}")
+    return True
 
 
 class GroupNorm(nn.Module):
@@ -331,8 +388,9 @@ class Dropout2d(nn.Module):
 
 def make_norm(kind: str, channels: int, groups: int = 8) -> nn.Module:
     """A 2-D normalization layer: ``"batch"`` -> BatchNorm2d, ``"group"`` -> GroupNorm(groups,
-    channels), ``"none"`` -> Identity. The models use PyTorch's fused ``nn.GroupNorm`` for speed; it
-    computes the same function as ``GroupNorm`` above."""
+    channels), ``"none"`` -> Identity. The models use PyTorch's ``nn.GroupNorm``, which computes the
+    same function as ``GroupNorm`` above with a compiled kernel on every device and no Python cost
+    per call (ours matches it on large CPU tensors only; ``benchmarks/group_norm_routes.md``)."""
     if kind == "batch":
         return nn.BatchNorm2d(channels)
     if kind == "group":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -131,8 +132,25 @@ def not_implemented(*args, **kwargs):
 
 class TestCheckGroupNorm:
     def test_reference_passes_visible_and_hidden(self, capsys):
-        _assert_pass(_run(check_group_norm, ref_layers.group_norm, capsys))
-        _assert_pass(_run(check_group_norm, ref_layers.group_norm, capsys, hidden=True))
+        for fused in (None, False):  # None: the fused kernel on the CPU, composed ops on meta
+            reference = functools.partial(ref_layers.group_norm, fused=fused)
+            _assert_pass(_run(check_group_norm, reference, capsys))
+        # Hidden: the composed path; the fused one calls course_utils.group_norm_cpu, see below.
+        composed = functools.partial(ref_layers.group_norm, fused=False)
+        _assert_pass(_run(check_group_norm, composed, capsys, hidden=True))
+
+    def test_hidden_check_catches_the_reference_called_under_another_name(self, capsys):
+        """``from course_utils.layers import group_norm as gn`` escapes the source scan (the
+        answer's text has no ``group_norm(`` call) and the layers tripwire (gn is bound before it
+        is set); on the CPU the reference runs the fused kernel, whose tripwire catches it."""
+        gn = ref_layers.group_norm
+
+        def answer(x, num_groups, weight=None, bias=None, eps=1e-5):
+            return gn(x, num_groups, weight, bias, eps)
+
+        _assert_pass(_run(check_group_norm, answer, capsys))
+        result = _run(check_group_norm, answer, capsys, hidden=True)
+        _assert_fail(result, "course_utils.group_norm_cpu.fused_group_norm")
 
     def test_rewrite_with_mean_and_squared_deviation_passes(self, capsys):
         _assert_pass(_run(check_group_norm, gn_rewrite, capsys, hidden=True))

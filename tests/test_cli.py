@@ -13,6 +13,7 @@ def test_doctor_reports_versions_device_and_datasets(capsys) -> None:
     for word in (
         "torch",
         "torchvision",
+        "group norm   fused CPU kernel (numba ",
         "devices",
         "mnist_5k",
         "nbgrader lab extension",
@@ -20,6 +21,14 @@ def test_doctor_reports_versions_device_and_datasets(capsys) -> None:
         "grading memory cap",
     ):
         assert word in out
+
+
+def test_doctor_says_when_group_norm_has_only_the_composed_ops(capsys, monkeypatch) -> None:
+    from course_utils import layers
+
+    monkeypatch.setattr(layers, "fused_kernel_unavailable_reason", lambda: "numba is missing")
+    assert main(["doctor"]) == 0
+    assert "group norm   composed ops only: numba is missing" in capsys.readouterr().out
 
 
 def test_unknown_stage_lists_the_stages(capsys, repo_root: Path) -> None:

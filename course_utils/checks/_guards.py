@@ -48,16 +48,18 @@ def banned_names_in_source(fn: Callable[..., Any], banned: list[str]) -> list[st
 
 @contextlib.contextmanager
 def tripwires(banned: list[str]) -> Iterator[None]:
-    """Replace each dotted attribute in ``banned`` by a function raising ``ReferenceCalled``."""
+    """Replace each dotted attribute in ``banned`` by a function raising ``ReferenceCalled``.
+
+    A name whose module cannot be imported here (an optional dependency such as numba is missing)
+    is skipped: the answer cannot call it either.
+    """
     saved: list[tuple[object, str, object]] = []
     try:
         for dotted in banned:
-            module_name, attr = dotted.rsplit(".", 1)
-            try:
-                owner: object = importlib.import_module(module_name)
-            except ImportError:
-                parent, cls = module_name.rsplit(".", 1)
-                owner = getattr(importlib.import_module(parent), cls)
+            owner = _owner_of(dotted)
+            if owner is None:
+                continue
+            attr = dotted.rsplit(".", 1)[1]
             original = getattr(owner, attr)
 
             def wire(*args: Any, _name: str = dotted, **kwargs: Any) -> Any:
@@ -71,6 +73,20 @@ def tripwires(banned: list[str]) -> Iterator[None]:
     finally:
         for owner, attr, original in reversed(saved):
             setattr(owner, attr, original)
+
+
+def _owner_of(dotted: str) -> object | None:
+    """The module (or class in a module) holding the last part of ``dotted``; None if unimportable."""
+    module_name = dotted.rsplit(".", 1)[0]
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name != module_name:  # the module exists; a dependency of it is missing
+            return None
+    except ImportError:
+        return None
+    parent, cls = module_name.rsplit(".", 1)
+    return getattr(importlib.import_module(parent), cls)
 
 
 def meta_like(*shapes: tuple[int, ...], dtype: torch.dtype = torch.float32) -> list[torch.Tensor]:

@@ -29,16 +29,7 @@ def _doctor(args: argparse.Namespace) -> int:
     print(f"python       {platform.python_version()} ({sys.executable})")
     print(f"torch        {torch.__version__} (threads: {torch.get_num_threads()})")
     print(f"torchvision  {torchvision.__version__}")
-    from course_utils.layers import fused_kernel_unavailable_reason
-
-    reason = fused_kernel_unavailable_reason()
-    if reason is None:
-        import numba
-
-        state = f"fused CPU kernel (numba {numba.__version__})"
-    else:
-        state = f"composed ops only: {reason}"
-    print(f"group norm   {state}")
+    print(f"group norm   {_group_norm_path()}")
     print(f"devices      {', '.join(available_devices())}; the course uses {pick_device()}")
     print(f"dataset      {dataset_name()} (set COURSE_DATASET to one of: {', '.join(DATASETS)})")
     cache = data_dir()
@@ -69,6 +60,18 @@ def _doctor(args: argparse.Namespace) -> int:
     state = f"enforced, {cap} per notebook by default" if enforced() else "not enforced here"
     print(f"grading memory cap (--memory-limit) {state}")
     return 0
+
+
+def _group_norm_path() -> str:
+    """Which implementation ``course_utils.layers.group_norm`` runs on the CPU here."""
+    from course_utils.layers import fused_kernel_unavailable_reason
+
+    reason = fused_kernel_unavailable_reason()
+    if reason is not None:
+        return f"composed ops only: {reason}"
+    import numba
+
+    return f"fused CPU kernel (numba {numba.__version__})"
 
 
 def _release(args: argparse.Namespace) -> int:

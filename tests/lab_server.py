@@ -24,8 +24,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def get(url: str) -> tuple[int, str]:
-    with urllib.request.urlopen(url, timeout=5) as response:  # localhost only
+def get(url: str, timeout: float = 5) -> tuple[int, str]:
+    with urllib.request.urlopen(url, timeout=timeout) as response:  # localhost only
         return response.status, response.read().decode()
 
 

@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO))
 from benchmarks.bench_ops import (  # noqa: E402
     BUDGET,
     _fwd_bwd,
-    best_time,
+    fastest_of_rounds,
     machine_line,
     steady_allocator,
 )
@@ -191,11 +191,7 @@ def sweep_table(paths: dict[str, GroupNorm], rounds: int, min_run_time: float) -
             name: _fwd_bwd(functools.partial(route, *args), [x, weight, bias])
             for name, route in {"native": F.group_norm, **paths}.items()
         }
-        times: dict[str, list[float]] = {name: [] for name in thunks}
-        for _ in range(rounds):
-            for name, thunk in thunks.items():
-                times[name].append(best_time(thunk, min_run_time, "cpu"))
-        best = {name: min(values) for name, values in times.items()}
+        best = fastest_of_rounds(thunks, rounds, min_run_time, "cpu")
         ratios = [best[name] / best["native"] for name in names]
         print(f"{shape}: native {best['native'] * 1e6:.0f} us, ratios {ratios}", flush=True)
         lines.append(
@@ -301,13 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         name: _fwd_bwd(lambda r=route: r(x, GROUPS, weight, bias), [x, weight, bias])
         for name, route in routes.items()
     }
-    for thunk in thunks.values():
-        thunk()
-    times: dict[str, list[float]] = {name: [] for name in thunks}
-    for _ in range(args.rounds):
-        for name, thunk in thunks.items():
-            times[name].append(best_time(thunk, args.min_run_time, "cpu"))
-    best = {name: min(values) for name, values in times.items()}
+    best = fastest_of_rounds(thunks, args.rounds, args.min_run_time, "cpu")
     native = next(iter(best.values()))
     lines = [
         "# Routes to group norm, forward + backward (CPU, 1 thread, process CPU time)",

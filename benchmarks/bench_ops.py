@@ -169,15 +169,26 @@ def best_time(thunk: Callable[[], object], min_run_time: float, timer: str) -> f
     )
 
 
+def fastest_of_rounds(
+    thunks: dict[str, Callable[[], object]], rounds: int, min_run_time: float, timer: str
+) -> dict[str, float]:
+    """Each thunk's fastest time (seconds) over ``rounds`` rounds that take the thunks in turn, so
+    a busy machine slows them alike. Each thunk is called once first (allocators, lazy set-up)."""
+    for thunk in thunks.values():
+        thunk()
+    times: dict[str, list[float]] = {name: [] for name in thunks}
+    for _ in range(rounds):
+        for name, thunk in thunks.items():
+            times[name].append(best_time(thunk, min_run_time, timer))
+    return {name: min(values) for name, values in times.items()}
+
+
 def measure(case: Case, rounds: int, min_run_time: float, timer: str) -> tuple[float, float]:
     """Fastest ours and native times (seconds) over ``rounds`` alternating measurements."""
-    case.ours()
-    case.native()  # warm up allocators and lazy initialisation
-    ours, native = [], []
-    for _ in range(rounds):
-        ours.append(best_time(case.ours, min_run_time, timer))
-        native.append(best_time(case.native, min_run_time, timer))
-    return min(ours), min(native)
+    best = fastest_of_rounds(
+        {"ours": case.ours, "native": case.native}, rounds, min_run_time, timer
+    )
+    return best["ours"], best["native"]
 
 
 def steady_allocator() -> str:

@@ -105,6 +105,21 @@ def kernel_argv(workdir: Path, runtime_dir: Path, python: str = sys.executable) 
     ``{connection_file}`` is left for jupyter_client to fill in; it must live in ``runtime_dir``,
     which appears read-only at its real path (keep it outside the course, e.g. a temporary folder).
     """
+    # ipykernel exits when its parent pid looks gone; inside the pid namespace it always does.
+    # --die-with-parent takes that job instead.
+    command = [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    return sandbox_argv(workdir, runtime_dir, command, unset=("JPY_PARENT_PID",))
+
+
+def sandbox_argv(
+    workdir: Path, runtime_dir: Path, command: list[str], *, unset: tuple[str, ...] = ()
+) -> list[str]:
+    """``command`` run inside the sandbox: ``workdir`` as ``/submission`` (read-write, the current
+    directory), ``runtime_dir`` read-only at its real path, ``unset`` removed from the environment.
+
+    The kernel and the trusted scorer's answer process (``answers.py``) both start through here,
+    so they get the same walls.
+    """
     workdir, runtime_dir = workdir.resolve(), runtime_dir.resolve()
     argv = [shutil.which(BWRAP) or BWRAP, "--die-with-parent", "--new-session"]
     argv += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
@@ -129,11 +144,9 @@ def kernel_argv(workdir: Path, runtime_dir: Path, python: str = sys.executable) 
         "JUPYTER_RUNTIME_DIR": "/tmp/.jupyter-runtime",
     }.items():
         argv += ["--setenv", name, value]
-    # ipykernel exits when its parent pid looks gone; inside the pid namespace it always does.
-    # --die-with-parent takes that job instead.
-    argv += ["--unsetenv", "JPY_PARENT_PID"]
-    argv += [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-    return argv
+    for name in unset:
+        argv += ["--unsetenv", name]
+    return argv + list(command)
 
 
 def write_kernelspec(jupyter_path: Path, workdir: Path, runtime_dir: Path) -> Path:

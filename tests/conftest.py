@@ -10,6 +10,8 @@ import pytest
 import torch
 from hypothesis import settings
 
+from tests.hostile_batch import hostile_batch  # noqa: F401 - a session fixture, shared
+
 REPO = Path(__file__).resolve().parents[1]
 
 settings.register_profile("course", max_examples=30, deadline=None)

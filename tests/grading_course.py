@@ -551,9 +551,10 @@ VARIANTS: dict[str, Variant] = {
 }
 
 
-def build(student: str, places: Places) -> NotebookNode:
-    """The notebook of ``student`` (a key of VARIANTS), built from a fresh solution notebook."""
-    nb = VARIANTS[student].build(solution_notebook(), places)
+def build(student: str, places: Places, variants: dict[str, Variant] | None = None) -> NotebookNode:
+    """The notebook of ``student`` (a key of ``variants``, default VARIANTS), built from a fresh
+    solution notebook."""
+    nb = (variants or VARIANTS)[student].build(solution_notebook(), places)
     for cell in nb.cells:  # nothing is committed with outputs; submissions may be, but need not
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
@@ -569,9 +570,16 @@ def write_submission(folder: Path, student: str, nb: NotebookNode, name: str = N
     return target
 
 
-def write_class(folder: Path, places: Places, students: Iterable[str]) -> None:
+def write_class(
+    folder: Path,
+    places: Places,
+    students: Iterable[str],
+    variants: dict[str, Variant] | None = None,
+) -> None:
+    variants = variants or VARIANTS
     for student in students:
-        write_submission(folder, student, build(student, places), VARIANTS[student].filename)
+        nb = build(student, places, variants)
+        write_submission(folder, student, nb, variants[student].filename)
 
 
 def tree_digest(path: Path, exclude: Iterable[str] = ()) -> str:

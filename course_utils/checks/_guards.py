@@ -54,6 +54,7 @@ def tripwires(banned: list[str]) -> Iterator[None]:
     is skipped: the answer cannot call it either.
     """
     saved: list[tuple[object, str, object]] = []
+    ARMED.append(list(banned))
     try:
         for dotted in banned:
             owner = _owner_of(dotted)
@@ -71,8 +72,14 @@ def tripwires(banned: list[str]) -> Iterator[None]:
             setattr(owner, attr, wire)
         yield
     finally:
+        ARMED.pop()
         for owner, attr, original in reversed(saved):
             setattr(owner, attr, original)
+
+
+# The banned lists of the tripwires in force, innermost last. The trusted scorer's stand-ins for a
+# learner's function read it, so the answer process arms the same tripwires around the real call.
+ARMED: list[list[str]] = []
 
 
 def _owner_of(dotted: str) -> object | None:

@@ -97,3 +97,33 @@ class HideHiddenTestCode(NbGraderPreprocessor):
                 if output.output_type == "error":
                     output.traceback = [f"{output.ename}: {output.evalue}"]
         return cell, resources
+
+
+class SkipTestCells(NbGraderPreprocessor):
+    """Empty every autograded test cell before the kernel runs the notebook (``course grade``).
+
+    Under trusted scoring the tests run outside the student's kernel (``scoring/score.py``), so the
+    kernel never sees a test, hidden or visible: nothing it prints or patches can touch a score, and
+    printing ``In`` at the end of a notebook shows no hidden test. :class:`RestoreTestCells` puts the
+    sources back after execution, so the autograded notebook and the feedback show the tests as
+    usual. Never configure this without the trusted scorer: empty test cells would pass.
+    """
+
+    def preprocess(self, nb: NotebookNode, resources: Any):
+        stash = resources.setdefault("course_test_sources", {})
+        for index, cell in enumerate(nb.cells):
+            meta = cell.get("metadata", {}).get("nbgrader", {})
+            if cell.cell_type == "code" and meta.get("grade") and not meta.get("solution"):
+                stash[index] = cell.source
+                cell.source = ""
+        return nb, resources
+
+
+class RestoreTestCells(NbGraderPreprocessor):
+    """Put back the test cells :class:`SkipTestCells` emptied (run it right after execution)."""
+
+    def preprocess(self, nb: NotebookNode, resources: Any):
+        for index, source in resources.pop("course_test_sources", {}).items():
+            if index < len(nb.cells):
+                nb.cells[index].source = source
+        return nb, resources

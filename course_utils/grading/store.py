@@ -121,7 +121,7 @@ def merge_into_gradebook(root: Path, outcome: Outcome) -> None:
             submission.timestamp = now
         except MissingEntry:
             submission = gradebook.add_submission(outcome.stage, outcome.student, timestamp=now)
-        review = outcome.status == "tampered"
+        review = outcome.status in ("tampered", "flagged")
         for notebook in submission.notebooks:
             notebook.flagged = review
             for grade in notebook.grades:

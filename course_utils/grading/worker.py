@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
-from nbgrader.api import Gradebook, MissingEntry
 
 from course_utils.grading import sandbox
 from course_utils.grading.audit import audit_notebook
@@ -34,6 +33,8 @@ from course_utils.grading.collect import Submission
 from course_utils.grading.layout import graded_cells
 from course_utils.grading.memory import DEFAULT_MEMORY_LIMIT, describe, is_out_of_memory
 from course_utils.grading.preprocessors import KERNEL_DIED
+from course_utils.grading.scoring.job import SHEET
+from course_utils.grading.scoring.score import ScoreSheet
 
 COURSE_ID = "the-recipe"
 
@@ -47,7 +48,7 @@ class Outcome:
     score: float = 0.0
     max_score: float = 0.0
     cells: dict[str, float] = field(default_factory=dict)
-    status: str = "graded"  # graded | kernel died | tampered | timed out | error
+    status: str = "graded"  # graded | flagged | kernel died | tampered | timed out | error
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     workspace: Path | None = None
@@ -259,6 +260,8 @@ def prepare(
         args.append(f"--cell-timeout={cell_timeout}")
     if memory_limit:
         args.append(f"--memory-limit={memory_limit}")
+    if isolate:
+        args.append("--isolate")
     env = _env(workspace, threads=1, runtime=runtime)
     prepared = time.perf_counter() - start
     return Job(
@@ -312,22 +315,19 @@ def _read_scores(job: Job) -> Outcome:
         )
         return outcome
 
-    db_url = f"sqlite:///{workspace / '_grading' / 'gradebook.db'}"
-    with Gradebook(db_url, course_id=COURSE_ID) as gradebook:
-        try:
-            result = gradebook.find_submission(stage, student)
-            for notebook in result.notebooks:
-                for grade in notebook.grades:
-                    if grade.name in outcome.cells:
-                        outcome.cells[grade.name] = float(grade.score or 0.0)
-            graded = all(
-                g.auto_score is not None
-                for n in result.notebooks
-                for g in n.grades
-                if g.name in outcome.cells
-            )
-        except MissingEntry:
-            graded = False
+    # The points come from the trusted scorer's sheet (scoring/job.py), never from what the
+    # student's kernel printed; without a sheet there is no score.
+    sheet_path = workspace / SHEET
+    graded = False
+    if sheet_path.exists():
+        sheet = ScoreSheet.from_json(sheet_path.read_text())
+        for test in sheet.tests:
+            if test.grade_id in outcome.cells:
+                outcome.cells[test.grade_id] = min(float(test.score), points[test.grade_id])
+        graded = {t.grade_id for t in sheet.tests} >= set(points)
+        outcome.notes += sheet.notes
+        if sheet.flagged:
+            outcome.status = "flagged"
     outcome.score = sum(outcome.cells.values())
     notebook_path = job.autograded / f"{stage}.ipynb"
     if not graded or not notebook_path.exists():

@@ -446,7 +446,9 @@ for path in {files!r}:
 
 
 ZERO_EX1 = {EX1_TEST: 0.0, EX2_TEST: 2.0}
-DIED = {EX1_TEST: 1.0, EX2_TEST: 0.0}
+# A kernel that dies after exercise 1's test stops the notebook, not the scoring: the answers run
+# in their own process (trusted scoring), so both exercises keep their points.
+DIED = dict(FULL)
 KERNEL = r"(?i)kernel"
 
 VARIANTS: dict[str, Variant] = {

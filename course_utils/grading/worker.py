@@ -382,7 +382,10 @@ def _execution_notes(autograded: Path, memory_limit: int | None) -> tuple[list[s
                 continue
             if output.get("ename") == KERNEL_DIED:
                 died = True
-                notes.append(f"the kernel died in cell {index}; the tests after it scored 0")
+                notes.append(
+                    f"the kernel died in cell {index}; the cells after it did not run (the "
+                    "answers were still scored, in their own process)"
+                )
             elif output.get("ename") == "CellTimeoutError":
                 notes.append(f"cell {index} ran out of time and was interrupted")
             elif is_out_of_memory(output.get("ename", ""), output.get("evalue", "")):

@@ -8,7 +8,10 @@ anywhere inside (``<student>/01_data/01_data.ipynb`` or ``<student>/01_data.ipyn
 2. if its bytes and the stage's source are unchanged since the last run, the earlier result is kept;
 3. otherwise ``audit.py`` reads it for code that tampers with the grader (flagged: scored 0, not
    run), and ``worker.py`` autogrades it with nbgrader in a workspace of its own, the kernel inside
-   the bubblewrap sandbox (``sandbox.py``), one worker per ``jobs``, one CPU thread each;
+   the bubblewrap sandbox (``sandbox.py``), one worker per ``jobs``, one CPU thread each; the points
+   come from trusted scoring (``scoring/``): the hidden tests' checks run in the grading job's own
+   process against the student's answers, held by a separate sandboxed process, never in the
+   kernel;
 4. ``store.py`` archives everything, updates ``_grading/results/`` and merges the scores into the
    course gradebook, one submission at a time.
 

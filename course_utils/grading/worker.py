@@ -7,7 +7,9 @@ results are merged into the course gradebook afterwards, one at a time (``store.
 runs in the bubblewrap sandbox (``sandbox.py``) when it is available.
 
 Three steps per submission: :func:`prepare` (main thread: read, audit, set up the workspace),
-:func:`run` (any thread: the nbgrader subprocess) and :func:`finish` (main thread: read scores).
+:func:`run` (any thread: the nbgrader subprocess, ``nbgrader_job.py``, which also does the trusted
+scoring) and :func:`finish` (main thread: read the scores from the job's ``trusted_scores.json``,
+never from what the kernel printed).
 """
 
 from __future__ import annotations

@@ -52,6 +52,7 @@ class Server:
         self.handles: dict[int, Any] = {}
         self.graphs: OrderedDict[int, tuple[list[torch.Tensor], list[torch.Tensor]]] = OrderedDict()
         self.ids = itertools.count(1)
+        self.sequence: Any = None  # the number of the request being served
 
     # --- the loop -------------------------------------------------------------------------------
 
@@ -69,6 +70,7 @@ class Server:
             op = message.get("op")
             if until is not None and op == until:
                 return message
+            self.sequence = message.get("seq")
             handler = getattr(self, f"op_{op}", None)
             if handler is None:
                 reply = {"op": "error", "error": _error_info(ValueError(f"unknown op {op!r}"))}
@@ -80,10 +82,13 @@ class Server:
             self.send(reply)
 
     def send(self, message: dict[str, Any]) -> None:
+        """Send a reply (or a callback request) tagged with the number of the request it serves."""
+        message = {**message, "seq": self.sequence}
         try:
             wire.write_frame(self.write_fd, message)
         except TypeError as error:  # something in the reply cannot be sent: say so instead
-            wire.write_frame(self.write_fd, {"op": "error", "error": _error_info(error)})
+            error_reply = {"op": "error", "error": _error_info(error), "seq": self.sequence}
+            wire.write_frame(self.write_fd, error_reply)
 
     # --- ops --------------------------------------------------------------------------------------
 
@@ -187,8 +192,10 @@ class Server:
 
     def callback_stub(self, key: Any) -> Callable[..., Any]:
         def callback(*args: Any, **kwargs: Any) -> Any:
+            outer = self.sequence
             self.send({"op": "callback", "key": key, "args": list(args), "kwargs": kwargs})
             reply = self.serve(until="callback_result")
+            self.sequence = outer
             if "error" in reply:
                 raise RuntimeError(f"the grader's callback failed: {reply['error']}")
             return reply["value"]

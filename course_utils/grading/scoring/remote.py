@@ -99,6 +99,7 @@ class AnswerProcess:
         self.cell_timeout = cell_timeout
         self.skipped: set[int] = set()
         self.broken: str | None = None
+        self.sequence = 0  # every request is numbered; its replies carry the number
         self.banned_seen: set[str] = set()  # every banned name a check armed around a call
         self.argv_prefix = list(argv_prefix or [])
         self.env = env
@@ -242,13 +243,18 @@ class AnswerProcess:
         if self.broken:
             raise AnswerProcessError(f"not run: {self.broken}")
         self.ensure()
+        self.sequence += 1
+        message = {**message, "seq": self.sequence}
         try:
             wire.write_frame(self.write_fd, message)
             while True:
                 reply = self._read(self.call_timeout)
+                if reply.get("seq") != self.sequence:
+                    continue  # not a reply to this request (a stale or forged frame): dropped
                 if reply.get("op") != "callback":
                     return reply
-                wire.write_frame(self.write_fd, self._run_callback(reply))
+                answer = self._run_callback(reply)
+                wire.write_frame(self.write_fd, {**answer, "seq": self.sequence})
         except (OSError, EOFError):
             self.close()
             self.broken = "an earlier call ended the process running your answers"
@@ -285,7 +291,7 @@ class AnswerProcess:
         if not ready:
             self.close()
             raise AnswerProcessError(
-                f"your answer did not return within {timeout:g} s (an endless loop?)"
+                f"timed out: your answer did not return within {timeout:g} s (an endless loop?)"
             )
         try:
             reply = wire.read_frame(self.read_fd)

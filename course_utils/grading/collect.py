@@ -180,7 +180,7 @@ def _zip_notebooks(
             return _read_capped(lambda: archive.open(member), cap)
 
         found.append(_Notebook(name, member.file_size, read))
-    total = sum(n.size for n in found)
+    total = sum(n.size for n in found if n.size <= limit)  # larger ones are refused alone
     if total > total_limit:
         return None, problems + [
             f"{student}: the notebooks in {shown(zip_path.name)} inflate to {describe(total)}, "

@@ -230,6 +230,9 @@ class Variant:
     filename: str = NOTEBOOK
     sandbox: bool = False
     clean: bool = False  # no problem line at all for this student
+    # Writes the student's inbox entry itself (a zip, a symlink...) instead of the notebook file:
+    # inbox(submissions folder, student id, notebook, places).
+    inbox: Callable[[Path, str, NotebookNode, Places], None] | None = None
 
     @property
     def score(self) -> float | None:
@@ -579,7 +582,12 @@ def write_class(
     variants = variants or VARIANTS
     for student in students:
         nb = build(student, places, variants)
-        write_submission(folder, student, nb, variants[student].filename)
+        variant = variants[student]
+        if variant.inbox is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+            variant.inbox(folder, student, nb, places)
+        else:
+            write_submission(folder, student, nb, variant.filename)
 
 
 def tree_digest(path: Path, exclude: Iterable[str] = ()) -> str:

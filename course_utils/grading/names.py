@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 
 _STUDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@+-]{0,99}")
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.@+ ()-]+")
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.@+ ()/-]+")
 # Markdown's inline syntax: emphasis, code, links and images, HTML, table cells, escapes, entities.
 _MARKDOWN = re.compile(r"[\\`*\[\]<>|&~]")
 _LONE_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")  # intraword _ is no emphasis

@@ -178,7 +178,7 @@ def _solution(nb: NotebookNode, places: Places) -> NotebookNode:
 
 
 ZERO_EX1 = {EX1_TEST: 0.0, EX2_TEST: 2.0}
-NOT_FOLLOWED = r"is a symbolic link \(to .*\), not followed"
+NEVER_OPENED = r"is a symbolic link \(to .*\): skipped, never opened"
 
 VARIANTS_INBOX: dict[str, Variant] = {
     "in01_xss": Variant(
@@ -209,7 +209,7 @@ VARIANTS_INBOX: dict[str, Variant] = {
         "graded",
         "a zip with the solution, a symlink entry to the source and a file name forging a line",
         problem=r"^in04_zip_link_forged_name: in04_zip_link_forged_name/other\.ipynb in "
-        r"in04_zip_link_forged_name\.zip is a symbolic link, not followed$",
+        r"in04_zip_link_forged_name\.zip is a symbolic link: skipped, never opened$",
         inbox=_zip_with_link_and_forged_name,
     ),
     "in05_symlinked_folder": Variant(
@@ -217,7 +217,7 @@ VARIANTS_INBOX: dict[str, Variant] = {
         None,
         None,
         "the student's inbox entry is a symlink to the course's solutions/00_tiny",
-        problem=NOT_FOLLOWED + ": not graded",
+        problem=r"^in05_symlinked_folder: a symbolic link \(to .*\): skipped, not followed",
         inbox=_symlinked_folder,
     ),
     "in06_symlinked_notebook": Variant(
@@ -225,7 +225,7 @@ VARIANTS_INBOX: dict[str, Variant] = {
         None,
         None,
         "a folder whose 00_tiny.ipynb is a symlink to s01_solution's notebook",
-        problem=r"^in06_symlinked_notebook: 00_tiny\.ipynb " + NOT_FOLLOWED,
+        problem=r"^in06_symlinked_notebook: 00_tiny\.ipynb " + NEVER_OPENED,
         inbox=_symlinked_notebook,
     ),
     "in07_zip_and_folder": Variant(

@@ -76,9 +76,10 @@ def _student_entries(submissions: Path) -> tuple[dict[str, Path], list[str]]:
         student = entry.stem if is_zip else entry.name
         who = student if is_student_id(student) else shown(entry.name)
         if entry.is_symlink():
+            what = f"{shown(entry.name)} is a symbolic link" if is_zip else "a symbolic link"
             problems.append(
-                f"{who}: {shown(entry.name)} is a symbolic link (to {shown(os.readlink(entry))}), "
-                "not followed: not graded; submit the folder or zip itself"
+                f"{who}: {what} (to {shown(os.readlink(entry))}): skipped, not followed "
+                "(submit the folder or zip itself)"
             )
             continue
         mode = entry.lstat().st_mode
@@ -125,15 +126,18 @@ def _folder_notebooks(student: str, folder: Path) -> tuple[list[_Notebook], list
             rel = str(path.relative_to(folder))
             if path.is_symlink():
                 problems.append(
-                    f"{student}: {shown(rel)} is a symbolic link (to {shown(os.readlink(path))}), "
-                    "not followed"
+                    f"{student}: {shown(rel)} is a symbolic link (to {shown(os.readlink(path))}): "
+                    "skipped, never opened"
                 )
                 continue
             if name in subdirs or not name.endswith(".ipynb"):
                 continue
             info = path.lstat()
             if not stat.S_ISREG(info.st_mode):
-                problems.append(f"{student}: {shown(rel)} is not a regular file, skipped")
+                kind = "a FIFO" if stat.S_ISFIFO(info.st_mode) else "a device or socket"
+                problems.append(
+                    f"{student}: {shown(rel)} is not a regular file ({kind}): skipped, never opened"
+                )
                 continue
 
             def read(limit: int, path: Path = path) -> bytes:
@@ -165,8 +169,8 @@ def _zip_notebooks(
         name = member.filename
         if stat.S_ISLNK(member.external_attr >> 16):
             problems.append(
-                f"{student}: {shown(name)} in {shown(zip_path.name)} is a symbolic link, "
-                "not followed"
+                f"{student}: {shown(name)} in {shown(zip_path.name)} is a symbolic link: "
+                "skipped, never opened"
             )
             continue
         parts = PurePosixPath(name.replace("\\", "/")).parts

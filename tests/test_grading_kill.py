@@ -109,6 +109,7 @@ def test_sigkill_leaves_no_process_and_the_rerun_completes(tmp_path: Path) -> No
         result = report.grade(student, STAGE)
         assert (result.cells, result.status) == (FULL, "graded"), (student, result.notes)
     assert report.problems[1:] == []
+    assert "took over its lock" in (root / "_grading" / "summary.md").read_text()
     assert leftovers, "the killed run had no connection-file folder to leave behind"
     assert not any(path.exists() for path in leftovers)
     assert not list(Path(tempfile.gettempdir()).glob(runtime_prefix(root) + "*"))

@@ -23,6 +23,7 @@ import csv
 import functools
 import hashlib
 import shutil
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,10 +32,9 @@ from typing import Any
 from tqdm.auto import tqdm
 
 import course_utils
-from course_utils.grading import sandbox
+from course_utils.grading import lock, sandbox
 from course_utils.grading.collect import DEFAULT_MAX_NOTEBOOK_SIZE, Submission, collect
 from course_utils.grading.layout import nbgrader, stages
-from course_utils.grading.lock import one_run_at_a_time
 from course_utils.grading.memory import DEFAULT_MEMORY_LIMIT
 from course_utils.grading.names import csv_cell, markdown, one_line
 from course_utils.grading.store import all_results, load_result, record
@@ -141,7 +141,26 @@ def _isolation(mode: str) -> tuple[bool, str | None]:
     return False, f"student code was not isolated: {sandbox.unavailable_reason()}"
 
 
-@one_run_at_a_time  # lock.py: a second run exits naming the holder; a dead run's lock is taken
+def _one_run_at_a_time(grade_: Callable[..., GradeReport]) -> Callable[..., GradeReport]:
+    """``grade(root, ...)`` holding the course's lock (``lock.py``): a second run raises
+    ``GradingLocked`` naming the holder; after a dead run, its leftovers are removed first and the
+    first problem line says so."""
+
+    @functools.wraps(grade_)
+    def locked(root: Path, *args: Any, **kwargs: Any) -> GradeReport:
+        root = Path(root).resolve()
+        with lock.hold(root) as dead:
+            removed = lock.clear_leftovers(root, dead)
+            report = grade_(root, *args, **kwargs)
+            if dead is not None:
+                report.problems.insert(0, lock.takeover_line(dead, removed))
+                report.summary = write_summary(root, report)
+            return report
+
+    return locked
+
+
+@_one_run_at_a_time
 def grade(
     root: Path,
     submissions: Path,

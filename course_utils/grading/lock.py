@@ -1,9 +1,9 @@
 """One ``course grade`` at a time per course, and the leftovers of a run that died.
 
 Two runs grading one course at once share its workspaces, templates and gradebook, and break each
-other's grading (honest students end up "error, 0"). So :func:`one_run_at_a_time` holds an exclusive
-``flock`` on ``_grading/grade.lock`` for the whole run and writes who holds it (pid, host, start
-time, command) into the file. A second run reads that and stops with :class:`GradingLocked`
+other's grading (honest students end up "error, 0"). So ``autograde.grade`` holds an exclusive
+``flock`` on ``_grading/grade.lock`` for the whole run (:func:`hold`) and writes who holds it (pid,
+host, start time, command) into the file. A second run reads that and stops with :class:`GradingLocked`
 naming the holder (``course grade`` exits 2).
 
 The kernel releases a ``flock`` when its holder dies, however it dies (SIGKILL included), so a lock
@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
-import functools
 import hashlib
 import json
 import os
@@ -26,13 +25,11 @@ import shutil
 import socket
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 LOCK_NAME = "grade.lock"
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 class GradingLocked(RuntimeError):
@@ -123,22 +120,9 @@ def clear_leftovers(root: Path, dead: dict[str, Any] | None) -> list[str]:
     return removed
 
 
-def one_run_at_a_time(grade: F) -> F:
-    """Decorate ``grade(root, ...)``: it runs holding the course's lock, after clearing what a
-    dead run left; a takeover is reported first in the report's problems."""
-
-    @functools.wraps(grade)
-    def locked(root: Path, *args: Any, **kwargs: Any) -> Any:
-        root = Path(root).resolve()
-        with hold(root) as dead:
-            removed = clear_leftovers(root, dead)
-            report = grade(root, *args, **kwargs)
-            if dead is not None:
-                report.problems.insert(
-                    0,
-                    f"an earlier `course grade` ({describe_holder(dead)}) died while grading; "
-                    f"took over its lock and removed {len(removed)} of its leftovers",
-                )
-            return report
-
-    return locked  # type: ignore[return-value]
+def takeover_line(dead: dict[str, Any], removed: list[str]) -> str:
+    """The problem line that says a dead run's lock was taken over."""
+    return (
+        f"an earlier `course grade` ({describe_holder(dead)}) died while grading; took over its "
+        f"lock and removed {len(removed)} of its leftovers"
+    )

@@ -167,6 +167,25 @@ def test_a_zip_that_lies_about_its_size_is_stopped_at_the_declared_size(tmp_path
     assert found == {} and "eve/01_data: 01_data.ipynb is unreadable" in text
 
 
+@pytest.mark.parametrize(
+    ("offset", "value", "reason"),
+    [(8, 1, "encrypted"), (10, 99, "compression method")],  # central header: flags, method
+)
+def test_an_encrypted_or_strangely_compressed_entry_is_unreadable_not_a_crash(
+    tmp_path: Path, offset: int, value: int, reason: str
+) -> None:
+    subs = _inbox(tmp_path)
+    with zipfile.ZipFile(subs / "eve.zip", "w") as archive:
+        archive.writestr("01_data.ipynb", NB)
+    raw = bytearray((subs / "eve.zip").read_bytes())
+    central = raw.rfind(b"PK\x01\x02")
+    raw[central + offset : central + offset + 2] = value.to_bytes(2, "little")
+    (subs / "eve.zip").write_bytes(bytes(raw))
+    found, text = _collect(tmp_path, subs)
+    assert found == {} and "eve/01_data: 01_data.ipynb is unreadable (" in text
+    assert reason in text
+
+
 def test_the_notebook_size_limit_is_configurable_and_applies_to_folders(tmp_path: Path) -> None:
     subs = _inbox(tmp_path)
     _notebook(subs / "ann", text=NB + " " * 300_000)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from course_utils.grading.memory import describe
-from course_utils.grading.names import is_student_id, shown
+from course_utils.grading.names import is_student_id, one_line, shown
 
 DEFAULT_MAX_NOTEBOOK_SIZE = 50 * 2**20  # bytes; `course grade --max-notebook-size`
 MAX_ZIP_ENTRIES = 10_000
@@ -157,8 +157,9 @@ def _zip_notebooks(
     try:
         archive = stack.enter_context(zipfile.ZipFile(zip_path))
         members = archive.infolist()
-    except (zipfile.BadZipFile, OSError) as error:
-        return None, [f"{student}: {shown(zip_path.name)} is not a readable zip file ({error})"]
+    except Exception as error:  # noqa: BLE001 - any broken zip is the student's problem
+        reason = one_line(str(error))[:200]
+        return None, [f"{student}: {shown(zip_path.name)} is not a readable zip file ({reason})"]
     if len(members) > MAX_ZIP_ENTRIES:
         return None, [
             f"{student}: {shown(zip_path.name)} has {len(members)} entries (at most "
@@ -272,8 +273,9 @@ def _collect_student(
             size = f" ({describe(chosen.size)})" if chosen.size > limit else ""
             problems.append(f"{student}/{stage}: {shown(chosen.path)}{size} is {over}")
             continue
-        except (OSError, zipfile.BadZipFile, RuntimeError) as error:
-            problems.append(f"{student}/{stage}: {shown(chosen.path)} is unreadable ({error})")
+        except Exception as error:  # noqa: BLE001 - corrupt, encrypted, unknown compression...
+            reason = one_line(str(error))[:200]
+            problems.append(f"{student}/{stage}: {shown(chosen.path)} is unreadable ({reason})")
             continue
         target = root / "_grading" / "submitted" / student / stage
         if target.exists():

@@ -8,6 +8,7 @@ Status, points and the main problem line of each variant are checked by
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import http.server
 import os
@@ -152,7 +153,8 @@ def beacon() -> Iterator[list[str]]:
 
 def _dialog(dialog, found: list[str]) -> None:
     found.append(f"dialog {dialog.message}")
-    dialog.dismiss()
+    with contextlib.suppress(Exception):  # the page may be closing already
+        dialog.dismiss()
 
 
 def _open_all(pages: list[Path]) -> dict[str, list[str]]:

@@ -12,11 +12,11 @@ opens an ``alert`` and requests ``http://127.0.0.1:BEACON_PORT/...``, where the 
 
 from __future__ import annotations
 
+import shutil
 import socket
 import zipfile
 from pathlib import Path
 
-import nbformat
 from nbformat import NotebookNode
 from nbformat.v4 import new_code_cell, new_markdown_cell
 
@@ -35,7 +35,6 @@ from tests.grading_course import (
     _set,
     cell_index,
     ex1_answer,
-    write_submission,
 )
 
 
@@ -133,41 +132,52 @@ def _new_grade_cell(nb: NotebookNode, places: Places) -> NotebookNode:
 
 FORGED_NAME = "x\n- s02_untouched: 3 of 3 | forged | <b>.ipynb"
 
+# The inbox hooks get the student's folder, with the notebook already written in it.
 
-def _zip_with_link_and_forged_name(
-    folder: Path, student: str, nb: NotebookNode, places: Places
-) -> None:
-    with zipfile.ZipFile(folder / f"{student}.zip", "w") as archive:
-        archive.writestr(f"{student}/{NOTEBOOK}", nbformat.writes(nb))
-        link = zipfile.ZipInfo(f"{student}/other.ipynb")
+
+def _as_zip(folder: Path) -> Path:
+    """Replace the student's folder by ``<student>.zip`` holding its notebook; the zip's path."""
+    data = (folder / NOTEBOOK).read_bytes()
+    shutil.rmtree(folder)
+    zip_path = folder.with_name(f"{folder.name}.zip")
+    with zipfile.ZipFile(zip_path, "w") as archive:
+        archive.writestr(f"{folder.name}/{NOTEBOOK}", data)
+    return zip_path
+
+
+def _zip_with_link_and_forged_name(folder: Path, places: Places) -> None:
+    with zipfile.ZipFile(_as_zip(folder), "a") as archive:
+        link = zipfile.ZipInfo(f"{folder.name}/other.ipynb")
         link.external_attr = 0o120777 << 16  # a symbolic link entry, as `zip --symlinks` stores it
         archive.writestr(link, str(places.root / "solutions" / STAGE / NOTEBOOK))
-        archive.writestr(f"{student}/{FORGED_NAME}", "{}")
+        archive.writestr(f"{folder.name}/{FORGED_NAME}", "{}")
 
 
-def _symlinked_folder(folder: Path, student: str, nb: NotebookNode, places: Places) -> None:
+def _symlinked_folder(folder: Path, places: Places) -> None:
     # The source notebook there has every solution: followed, it would grade 3/3.
-    (folder / student).symlink_to(places.root / "solutions" / STAGE, target_is_directory=True)
+    shutil.rmtree(folder)
+    folder.symlink_to(places.root / "solutions" / STAGE, target_is_directory=True)
 
 
-def _symlinked_notebook(folder: Path, student: str, nb: NotebookNode, places: Places) -> None:
-    (folder / student).mkdir()
-    (folder / student / NOTEBOOK).symlink_to(places.submissions / "s01_solution" / NOTEBOOK)
+def _symlinked_notebook(folder: Path, places: Places) -> None:
+    (folder / NOTEBOOK).unlink()
+    (folder / NOTEBOOK).symlink_to(places.submissions / "s01_solution" / NOTEBOOK)
 
 
-def _zip_and_folder(folder: Path, student: str, nb: NotebookNode, places: Places) -> None:
-    write_submission(folder, student, nb)
-    with zipfile.ZipFile(folder / f"{student}.zip", "w") as archive:
-        archive.writestr(NOTEBOOK, nbformat.writes(nb).replace(EX1_RIGHT, EX1_WRONG))
+def _zip_and_folder(folder: Path, places: Places) -> None:
+    wrong = (folder / NOTEBOOK).read_text().replace(EX1_RIGHT, EX1_WRONG)
+    with zipfile.ZipFile(folder.with_name(f"{folder.name}.zip"), "w") as archive:
+        archive.writestr(NOTEBOOK, wrong)
 
 
 ZIP_BOMB_BYTES = 60 * 2**20  # over the default 50 MiB per notebook; ~60 KiB compressed
 
 
-def _zip_bomb(folder: Path, student: str, nb: NotebookNode, places: Places) -> None:
+def _zip_bomb(folder: Path, places: Places) -> None:
+    shutil.rmtree(folder)
     with (
-        zipfile.ZipFile(folder / f"{student}.zip", "w", zipfile.ZIP_DEFLATED) as archive,
-        archive.open(NOTEBOOK, "w", force_zip64=True) as handle,
+        zipfile.ZipFile(folder.with_name(f"{folder.name}.zip"), "w", zipfile.ZIP_DEFLATED) as zf,
+        zf.open(NOTEBOOK, "w", force_zip64=True) as handle,
     ):
         for _ in range(ZIP_BOMB_BYTES // 2**20):
             handle.write(b" " * 2**20)

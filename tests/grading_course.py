@@ -230,9 +230,9 @@ class Variant:
     filename: str = NOTEBOOK
     sandbox: bool = False
     clean: bool = False  # no problem line at all for this student
-    # Writes the student's inbox entry itself (a zip, a symlink...) instead of the notebook file:
-    # inbox(submissions folder, student id, notebook, places).
-    inbox: Callable[[Path, str, NotebookNode, Places], None] | None = None
+    # Called with the student's inbox folder and the places after the notebook is written there:
+    # makes inbox entries that are not notebooks (symlinks, FIFOs) or replaces the folder.
+    inbox: Callable[[Path, Places], None] | None = None
 
     @property
     def score(self) -> float | None:
@@ -582,12 +582,9 @@ def write_class(
     variants = variants or VARIANTS
     for student in students:
         nb = build(student, places, variants)
-        variant = variants[student]
-        if variant.inbox is not None:
-            folder.mkdir(parents=True, exist_ok=True)
-            variant.inbox(folder, student, nb, places)
-        else:
-            write_submission(folder, student, nb, variant.filename)
+        write_submission(folder, student, nb, variants[student].filename)
+        if variants[student].inbox is not None:
+            variants[student].inbox(folder / student, places)
 
 
 def tree_digest(path: Path, exclude: Iterable[str] = ()) -> str:

@@ -16,7 +16,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from course_utils.grading.memory import DEFAULT_MEMORY_LIMIT, describe, enforced, parse_size
+from course_utils.grading.collect import DEFAULT_MAX_NOTEBOOK_SIZE
+from course_utils.grading.memory import (
+    DEFAULT_MEMORY_LIMIT,
+    describe,
+    enforced,
+    parse_bytes,
+    parse_size,
+)
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -115,6 +122,16 @@ def _memory_size(text: str) -> int | None:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _notebook_size(text: str) -> int:
+    try:
+        size = parse_bytes(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if size < 2**16:
+        raise argparse.ArgumentTypeError(f"a notebook needs more than 64K, got {text!r}")
+    return size
+
+
 def _grade(args: argparse.Namespace) -> int:
     from course_utils.grading.autograde import grade
     from course_utils.grading.layout import find_root
@@ -130,6 +147,7 @@ def _grade(args: argparse.Namespace) -> int:
         force=args.force,
         isolation=args.isolation,
         progress=True,
+        max_notebook_size=args.max_notebook_size,
     )
     for g in report.grades:
         kept = " (unchanged, kept)" if g.resumed else ""
@@ -171,6 +189,12 @@ def main(argv: list[str] | None = None) -> int:
         type=_memory_size,
         default=DEFAULT_MEMORY_LIMIT,
         help="memory per notebook, e.g. 4G (default), 8G, or none; beyond it allocations fail",
+    )
+    p.add_argument(
+        "--max-notebook-size",
+        type=_notebook_size,
+        default=DEFAULT_MAX_NOTEBOOK_SIZE,
+        help="largest notebook read, in a zip once inflated, e.g. 50M (default), 200M",
     )
     p.add_argument("--force", action="store_true", help="regrade unchanged submissions too")
     p.add_argument(

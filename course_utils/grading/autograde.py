@@ -26,6 +26,7 @@ import csv
 import functools
 import hashlib
 import shutil
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,10 +35,11 @@ from typing import Any
 from tqdm.auto import tqdm
 
 import course_utils
-from course_utils.grading import sandbox
-from course_utils.grading.collect import Submission, collect
+from course_utils.grading import lock, sandbox
+from course_utils.grading.collect import DEFAULT_MAX_NOTEBOOK_SIZE, Submission, collect
 from course_utils.grading.layout import nbgrader, stages
 from course_utils.grading.memory import DEFAULT_MEMORY_LIMIT
+from course_utils.grading.names import csv_cell, markdown, one_line
 from course_utils.grading.store import all_results, load_result, record
 from course_utils.grading.worker import (
     Job,
@@ -142,6 +144,26 @@ def _isolation(mode: str) -> tuple[bool, str | None]:
     return False, f"student code was not isolated: {sandbox.unavailable_reason()}"
 
 
+def _one_run_at_a_time(grade_: Callable[..., GradeReport]) -> Callable[..., GradeReport]:
+    """``grade(root, ...)`` holding the course's lock (``lock.py``): a second run raises
+    ``GradingLocked`` naming the holder; after a dead run, its leftovers are removed first and the
+    first problem line says so."""
+
+    @functools.wraps(grade_)
+    def locked(root: Path, *args: Any, **kwargs: Any) -> GradeReport:
+        root = Path(root).resolve()
+        with lock.hold(root) as dead:
+            removed = lock.clear_leftovers(root, dead)
+            report = grade_(root, *args, **kwargs)
+            if dead is not None:
+                report.problems.insert(0, lock.takeover_line(dead, removed))
+                report.summary = write_summary(root, report)
+            return report
+
+    return locked
+
+
+@_one_run_at_a_time
 def grade(
     root: Path,
     submissions: Path,
@@ -153,6 +175,7 @@ def grade(
     force: bool = False,
     isolation: str = "auto",
     progress: bool = False,
+    max_notebook_size: int = DEFAULT_MAX_NOTEBOOK_SIZE,
 ) -> GradeReport:
     """Grade every submission in ``submissions`` against the course at ``root`` (see module doc).
 
@@ -162,7 +185,8 @@ def grade(
     each grading process and its kernel may allocate (None: no cap; see ``memory.py``); an
     allocation beyond it fails inside the notebook; ``force``: regrade unchanged
     submissions too; ``isolation``: "auto" (sandbox when bubblewrap works, else say so in the
-    problems), "require" (error without it) or "off".
+    problems), "require" (error without it) or "off"; ``max_notebook_size``: bytes a notebook may
+    have (in a zip: once inflated), larger ones are not read (``collect.py``).
     """
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")
@@ -172,7 +196,9 @@ def grade(
         )
     root = Path(root).resolve()
     isolate, warning = _isolation(isolation)
-    found, problems = collect(root, Path(submissions).resolve(), stages(root))
+    found, problems = collect(
+        root, Path(submissions).resolve(), stages(root), max_notebook_size=max_notebook_size
+    )
     report = GradeReport(problems=problems, isolated=isolate)
     if warning:
         report.problems.insert(0, warning)
@@ -233,7 +259,8 @@ def grade(
     for grade_ in report.grades:
         if grade_.status != "graded" or grade_.notes:
             for note in grade_.notes or [grade_.status]:
-                report.problems.append(f"{grade_.student}/{grade_.stage}: {grade_.status}: {note}")
+                line = f"{grade_.student}/{grade_.stage}: {grade_.status}: {note}"
+                report.problems.append(one_line(line))
     report.grades.sort(key=lambda g: (g.stage, g.student))
     report.csv = write_csv(root)
     report.summary = write_summary(root, report)
@@ -310,29 +337,37 @@ CSV_COLUMNS = (
 
 
 def write_csv(root: Path) -> Path:
-    """``_grading/grades.csv``: one row per latest result, every student ever graded."""
+    """``_grading/grades.csv``: one row per latest result, every student ever graded.
+
+    One line per row whatever the notes say (``names.csv_cell``); the notes of a row are joined by
+    `` | ``, a ``|`` inside a note is written ``\\|``.
+    """
     path = root / "_grading" / "grades.csv"
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(CSV_COLUMNS)
         for r in all_results(root):
+            notes = " | ".join(n.replace("\\", "\\\\").replace("|", "\\|") for n in r["notes"])
             writer.writerow(
                 [
-                    r["stage"],
-                    r["student"],
+                    csv_cell(r["stage"]),
+                    csv_cell(r["student"]),
                     f"{r['score']:g}",
                     f"{r['max_score']:g}",
-                    r["status"],
+                    csv_cell(r["status"]),
                     r["graded_at"],
                     r["sha256"],
-                    " | ".join(r["notes"]),
+                    csv_cell(notes),
                 ]
             )
     return path
 
 
 def write_summary(root: Path, report: GradeReport) -> Path:
-    """``_grading/summary.md``: this run's grades per student and stage, then its problems."""
+    """``_grading/summary.md``: this run's grades per student and stage, then its problems.
+
+    Every name and problem is escaped (``names.markdown``): no line or table cell of its own.
+    """
     students = sorted({g.student for g in report.grades})
     stage_names = sorted({g.stage for g in report.grades})
     cells = {(g.student, g.stage): g for g in report.grades}
@@ -343,7 +378,7 @@ def write_summary(root: Path, report: GradeReport) -> Path:
         f"{sum(not g.resumed for g in report.grades)} graded, "
         f"{sum(g.resumed for g in report.grades)} unchanged since the last run (kept).",
         "",
-        "| student | " + " | ".join(stage_names) + " |",
+        "| student | " + " | ".join(map(markdown, stage_names)) + " |",
         "|---|" + "---:|" * len(stage_names),
     ]
     for student in students:
@@ -351,9 +386,9 @@ def write_summary(root: Path, report: GradeReport) -> Path:
         for stage in stage_names:
             g = cells.get((student, stage))
             mark = "" if g is None or g.status == "graded" else f" ({g.status})"
-            row.append("" if g is None else f"{g.score:g}/{g.max_score:g}{mark}")
-        lines.append(f"| {student} | " + " | ".join(row) + " |")
-    lines += ["", "## Problems", ""] + [f"- {p}" for p in report.problems or ["none"]]
+            row.append("" if g is None else markdown(f"{g.score:g}/{g.max_score:g}{mark}"))
+        lines.append(f"| {markdown(student)} | " + " | ".join(row) + " |")
+    lines += ["", "## Problems", ""] + [f"- {markdown(p)}" for p in report.problems or ["none"]]
     path = root / "_grading" / "summary.md"
     path.write_text("\n".join(lines) + "\n")
     return path

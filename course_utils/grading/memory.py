@@ -48,6 +48,14 @@ def parse_size(text: str) -> int | None:
     return size
 
 
+def parse_bytes(text: str) -> int:
+    """Bytes in ``text``: "50M", "1.5GiB", "1048576" (binary units); ValueError for anything else."""
+    match = _SIZE.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"a size is a number of bytes like 50M, 1G or 1048576, got {text!r}")
+    return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
+
+
 def describe(limit: int) -> str:
     """``4294967296`` -> "4 GiB"."""
     for unit, scale in (("GiB", 2**30), ("MiB", 2**20)):

@@ -17,6 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from course_utils.grading.feedback import make_inert
 from course_utils.grading.memory import cap_memory
 
 
@@ -72,6 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     if not result["success"]:
         print(result.get("error", ""), flush=True)
         return 2
+    # feedback.py: the student's HTML in the feedback pages made inert
+    make_inert(
+        Path(api.coursedir.format_path(api.coursedir.feedback_directory, args.student, args.stage))
+    )
     return 0
 
 

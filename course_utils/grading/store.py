@@ -23,6 +23,7 @@ from nbgrader.api import Gradebook, MissingEntry
 from sqlalchemy.exc import SAWarning
 
 from course_utils.grading.collect import Submission
+from course_utils.grading.feedback import CSP_META
 from course_utils.grading.worker import COURSE_ID, Outcome
 
 
@@ -99,7 +100,7 @@ def _plain_feedback(outcome: Outcome) -> str:
 
     notes = "".join(f"<li>{escape(n)}</li>" for n in outcome.notes)
     return (
-        f"<html><body><h1>{escape(outcome.stage)}: {outcome.score:g} / {outcome.max_score:g}</h1>"
+        f"<html><head>{CSP_META}</head><body><h1>{escape(outcome.stage)}: {outcome.score:g} / {outcome.max_score:g}</h1>"
         f"<p>Status: {escape(outcome.status)}</p><ul>{notes}</ul></body></html>"
     )
 

@@ -33,7 +33,10 @@ from course_utils.grading import sandbox
 from course_utils.grading.audit import audit_notebook
 from course_utils.grading.collect import Submission
 from course_utils.grading.layout import graded_cells
+from course_utils.grading.lifetime import die_with_parent
+from course_utils.grading.lock import runtime_prefix
 from course_utils.grading.memory import DEFAULT_MEMORY_LIMIT, describe, is_out_of_memory
+from course_utils.grading.metadata import restore_from_release
 from course_utils.grading.preprocessors import KERNEL_DIED
 from course_utils.grading.scoring.job import SHEET
 from course_utils.grading.scoring.score import ScoreSheet
@@ -100,6 +103,7 @@ def run_python(
         text=True,
         errors="replace",
         start_new_session=True,
+        preexec_fn=die_with_parent(),  # lifetime.py: a SIGKILLed grader leaves no job behind
     ) as process:
         with _LIVE_LOCK:
             _LIVE.add(process)
@@ -251,10 +255,12 @@ def prepare(
     submitted = workspace / "_grading" / "submitted" / student / stage
     submitted.mkdir(parents=True)
     outcome.notes += _keep_last_of_duplicated_cells(nb)
+    # metadata.py: grading metadata the student edited is put back as the release has it
+    outcome.notes += restore_from_release(nb, template / "release" / stage / f"{stage}.ipynb")
     nbformat.write(nb, submitted / f"{stage}.ipynb")
     autograded = workspace / "_grading" / "autograded" / student / stage
     # The kernel's connection file goes to a folder outside the course: the sandbox shows it.
-    runtime = Path(tempfile.mkdtemp(prefix="course-grade-"))
+    runtime = Path(tempfile.mkdtemp(prefix=runtime_prefix(root)))  # lock.py clears a dead run's
     if isolate:
         sandbox.write_kernelspec(workspace / "jupyter", autograded, runtime)
     args = ["-m", "course_utils.grading.nbgrader_job", stage, student]

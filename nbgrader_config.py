@@ -42,6 +42,10 @@ c.OverwriteCells.add_missing_cells = True
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.enforce_metadata = True
 
+# Feedback pages carry student-authored markdown and outputs: nbconvert drops script from them even
+# when `nbgrader generate_feedback` is run by hand (course grade also runs grading/feedback.py).
+c.HTMLExporter.sanitize_html = True
+
 # Feedback never shows the hidden tests.
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",

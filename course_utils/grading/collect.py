@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
+import stat
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -27,12 +28,39 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _target(link: Path) -> str:
+    try:
+        return f"to {link.readlink()}"
+    except OSError:
+        return "unreadable"
+
+
+def _not_a_file(path: Path) -> str | None:
+    """None for a regular file; else what it is. A symlink could make the grader copy the course's
+    solutions as a submission, a FIFO would block the batch forever: neither is followed."""
+    try:
+        mode = path.lstat().st_mode
+    except OSError as error:
+        return f"unreadable ({error.strerror})"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISLNK(mode):
+        return f"a symbolic link ({_target(path)}), not a file"
+    kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device or socket"
+    return f"not a regular file ({kind})"
+
+
 def _student_folders(submissions: Path, unpack_to: Path) -> tuple[dict[str, Path], list[str]]:
     folders: dict[str, Path] = {}
     problems: list[str] = []
     for entry in sorted(submissions.iterdir()):
         student = entry.stem if entry.suffix == ".zip" else entry.name
         if entry.name.startswith("."):
+            continue
+        if entry.is_symlink():
+            problems.append(
+                f"{entry.name}: a symbolic link ({_target(entry)}): skipped, not followed"
+            )
             continue
         if not (entry.is_dir() or entry.suffix == ".zip"):
             problems.append(f"{entry.name}: not a folder or .zip, skipped")
@@ -88,6 +116,11 @@ def collect(
             by_stage: dict[str, list[Path]] = {}
             for notebook in sorted(folder.rglob("*.ipynb")):
                 if ".ipynb_checkpoints" in notebook.parts:
+                    continue
+                unusable = _not_a_file(notebook)
+                if unusable:
+                    rel = notebook.relative_to(folder)
+                    problems.append(f"{student}: {rel} is {unusable}: skipped, never opened")
                     continue
                 if notebook.stem in known_stages:
                     by_stage.setdefault(notebook.stem, []).append(notebook)

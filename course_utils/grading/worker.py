@@ -192,6 +192,7 @@ class Job:
     prepare_seconds: float
     notebook_timeout: float
     memory_limit: int | None = None
+    jail: sandbox.JobSandbox | None = None  # sandbox hook: the job's cgroups, ended in finish()
     code: int | None = None
     log: str = ""
     run_seconds: float = 0.0
@@ -252,8 +253,15 @@ def prepare(
     autograded = workspace / "_grading" / "autograded" / student / stage
     # The kernel's connection file goes to a folder outside the course: the sandbox shows it.
     runtime = Path(tempfile.mkdtemp(prefix="course-grade-"))
-    if isolate:
-        sandbox.write_kernelspec(workspace / "jupyter", autograded, runtime)
+    jail = None
+    if isolate:  # sandbox hook: cgroups, kernelspec and IPC config of this job (sandbox.py)
+        jail = sandbox.start_job(
+            workspace,
+            autograded,
+            runtime,
+            memory_limit=memory_limit,
+            cpu_seconds=int(notebook_timeout),
+        )
     args = ["-m", "course_utils.grading.nbgrader_job", stage, student]
     if cell_timeout:
         args.append(f"--cell-timeout={cell_timeout}")
@@ -272,6 +280,7 @@ def prepare(
         prepared,
         notebook_timeout,
         memory_limit,
+        jail,
     )
 
 
@@ -292,9 +301,12 @@ def finish(job: Job) -> Outcome:
     waiting for a free worker.
     """
     start = time.perf_counter()
+    limits_hit = job.jail.end() if job.jail else []  # sandbox hook: nothing of the job outlives it
     shutil.rmtree(job.runtime, ignore_errors=True)
     try:
-        return _read_scores(job)
+        outcome = _read_scores(job)
+        outcome.notes += limits_hit
+        return outcome
     finally:
         job.outcome.seconds = job.prepare_seconds + job.run_seconds + time.perf_counter() - start
 

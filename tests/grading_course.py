@@ -230,6 +230,9 @@ class Variant:
     filename: str = NOTEBOOK
     sandbox: bool = False
     clean: bool = False  # no problem line at all for this student
+    # Called with the student's inbox folder and the places after the notebook is written there:
+    # makes inbox entries that are not notebooks (symlinks, FIFOs) or replaces the folder.
+    inbox: Callable[[Path, Places], None] | None = None
 
     @property
     def score(self) -> float | None:
@@ -580,6 +583,8 @@ def write_class(
     for student in students:
         nb = build(student, places, variants)
         write_submission(folder, student, nb, variants[student].filename)
+        if variants[student].inbox is not None:
+            variants[student].inbox(folder / student, places)
 
 
 def tree_digest(path: Path, exclude: Iterable[str] = ()) -> str:

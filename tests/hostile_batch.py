@@ -17,6 +17,7 @@ import pytest
 
 from course_utils.grading import sandbox
 from course_utils.grading.autograde import GradeReport, grade
+from tests.attacks_sandbox import VARIANTS_SANDBOX
 from tests.grading_course import (
     MEMORY_LIMIT,
     VARIANTS,
@@ -33,6 +34,7 @@ CELL_TIMEOUT = 20  # the setup cell imports torch: ~4 s on a busy 2-core machine
 
 ALL_VARIANTS: dict[str, Variant] = dict(VARIANTS)
 # Each attack area registers its variants here, one line each.
+ALL_VARIANTS.update(VARIANTS_SANDBOX)
 
 
 @dataclass

@@ -479,3 +479,26 @@ def test_sigkill_of_the_grader_leaves_no_sandbox_and_a_rerun_removes_its_cgroup(
     assert all(d.exists() for d in dirs)  # left by the dead run, until the next one
     cgroups.remove_stale()
     assert not any(d.exists() for d in dirs)
+
+
+# --- what course doctor reports ----------------------------------------------------------------
+
+
+def test_protections_report_every_wall_as_measured(monkeypatch) -> None:
+    found = {name: (active, detail) for name, active, detail in sandbox.protections()}
+    assert set(found) == {
+        "user namespace",
+        "network namespace",
+        "memory and pids cgroup per job",
+        "workspace size cap",
+        "CPU-time limit",
+    }
+    assert found["user namespace"][0] and "0000000000000000" in found["user namespace"][1]
+    assert found["network namespace"] == (True, "interfaces inside: ['lo']")
+    assert found["workspace size cap"][0]
+    if cgroups.unavailable_reason() is None:
+        assert found["memory and pids cgroup per job"][0]
+    monkeypatch.setattr(cgroups, "_parents", lambda: None)  # a machine without usable cgroups
+    without = {name: (active, detail) for name, active, detail in sandbox.protections()}
+    active, detail = without["memory and pids cgroup per job"]
+    assert not active and "fallback" in detail and "not capped" in detail, detail

@@ -96,6 +96,12 @@ class JobCgroup:
         except OSError:
             return ""
 
+    def peak_memory(self) -> int:
+        """The most memory the job held at once, in bytes (0: nothing ran in it)."""
+        if self.version == 1:
+            return _int(self._read("memory", "memory.max_usage_in_bytes"))
+        return _int(self._read("memory", "memory.peak"))
+
     def events(self) -> dict[str, int]:
         """How often each limit was hit: ``oom_kill`` (processes killed for memory), ``memory_max``
         (allocations that hit the limit) and ``pids_max`` (forks refused)."""
@@ -202,8 +208,10 @@ def create(job: str, memory: int | None, pids: int | None) -> JobCgroup | None:
     dirs = {key: parent / name for key, parent in parents.items()}
     try:
         for key, folder in dirs.items():
-            if version == 2:
+            if version == 2:  # both levels must hand memory and pids down
                 parent = folder.parent
+                with contextlib.suppress(OSError):  # already on, or refused: the next line says
+                    (parent.parent / "cgroup.subtree_control").write_text("+memory +pids")
                 parent.mkdir(exist_ok=True)
                 (parent / "cgroup.subtree_control").write_text("+memory +pids")
             else:

@@ -335,3 +335,57 @@ def _out_of_space_notes(notebook: Path, disk_limit: int) -> list[str]:
                 )
                 break
     return notes
+
+
+_PROBE = """
+import json, os
+caps = [l.split()[1] for l in open("/proc/self/status") if l.startswith("CapEff")]
+nets = sorted(l.split(":")[0].strip() for l in open("/proc/net/dev") if ":" in l)
+st = os.statvfs("/submission")
+print(json.dumps({"caps": caps[0], "uid": os.getuid(), "nets": nets,
+                  "disk": st.f_blocks * st.f_frsize}))
+"""
+
+
+def protections() -> list[tuple[str, bool, str]]:
+    """(protection, active, detail) for each wall of the grading sandbox, measured on this machine
+    by starting one sandbox with a job cgroup (about 0.1 s): what ``course doctor`` reports."""
+    from course_utils.grading.memory import describe
+
+    if not available():
+        return [("bubblewrap sandbox", False, unavailable_reason())]
+    cgroup = cgroups.create("doctor-probe", memory=2**30, pids=DEFAULT_PIDS_LIMIT)
+    try:
+        with tempfile.TemporaryDirectory(prefix="course-sandbox-probe-") as tmp:
+            argv = sandbox_argv(
+                Path(tmp), Path(tmp), [sys.executable, "-c", _PROBE], cgroup=cgroup, cpu_seconds=60
+            )
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        found = json.loads(done.stdout)
+        inside = cgroup is not None and cgroup.peak_memory() > 0  # the probe ran in it
+    except (OSError, ValueError, subprocess.TimeoutExpired) as error:
+        return [("bubblewrap sandbox", False, f"the probe sandbox failed: {error}")]
+    finally:
+        if cgroup is not None:
+            cgroup.remove()
+    no_caps = found["caps"] == "0000000000000000"
+    no_cgroup = cgroups.unavailable_reason() or "could not create one"
+    tmpfs = f"/submission, /tmp, /dev/shm hold {describe(DEFAULT_DISK_LIMIT)} each"
+    return [
+        (
+            "user namespace",
+            no_caps and found["uid"] == SANDBOX_UID,
+            f"uid {found['uid']} inside, effective capabilities {found['caps']}",
+        ),
+        ("network namespace", found["nets"] == ["lo"], f"interfaces inside: {found['nets']}"),
+        (
+            "memory and pids cgroup per job",
+            inside,
+            f"cgroup v{cgroup.version}: memory (counts shared memory and tmpfs), "
+            f"{DEFAULT_PIDS_LIMIT} tasks"
+            if cgroup
+            else f"{no_cgroup}; fallback: {tmpfs}, shared memory and processes not capped",
+        ),
+        ("workspace size cap", found["disk"] == DEFAULT_DISK_LIMIT, tmpfs),
+        ("CPU-time limit", True, "RLIMIT_CPU = the notebook timeout, per process"),
+    ]

@@ -63,6 +63,8 @@ def _doctor(args: argparse.Namespace) -> int:
 
     state = "bubblewrap, working" if sandbox.available() else sandbox.unavailable_reason()
     print(f"grading sandbox {state}")
+    for name, active, detail in sandbox.protections():
+        print(f"  {'yes' if active else 'NO ':3s} {name}: {detail}")
     cap = describe(DEFAULT_MEMORY_LIMIT)
     state = f"enforced, {cap} per notebook by default" if enforced() else "not enforced here"
     print(f"grading memory cap (--memory-limit) {state}")

@@ -18,6 +18,7 @@ import pytest
 from course_utils.grading import sandbox
 from course_utils.grading.autograde import GradeReport, grade
 from tests.attacks_inbox import VARIANTS_INBOX
+from tests.attacks_sandbox import VARIANTS_SANDBOX
 from tests.attacks_scoring import VARIANTS_SCORING
 from tests.grading_course import (
     MEMORY_LIMIT,
@@ -37,6 +38,7 @@ ALL_VARIANTS: dict[str, Variant] = dict(VARIANTS)
 # Each attack area registers its variants here, one line each.
 ALL_VARIANTS.update(VARIANTS_SCORING)
 ALL_VARIANTS.update(VARIANTS_INBOX)
+ALL_VARIANTS.update(VARIANTS_SANDBOX)
 
 
 @dataclass

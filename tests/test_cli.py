@@ -18,6 +18,7 @@ def test_doctor_reports_versions_device_and_datasets(capsys) -> None:
         "mnist_5k",
         "nbgrader lab extension",
         "grading sandbox",
+        "network namespace",
         "grading memory cap",
     ):
         assert word in out

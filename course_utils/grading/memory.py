@@ -9,9 +9,10 @@ The cell errors, the tests that do not need it keep their points, and the note s
 
 ``RLIMIT_DATA`` counts the heap and private anonymous mappings (Linux >= 4.7), not the mapped shared
 libraries: importing torch and course_utils needs about 1 GiB of it. It is enforced on Linux (on
-macOS the call succeeds but is not enforced; on Windows :func:`cap_memory` says it cannot). It guards
-against runaway allocations, not against a student set on lifting it: a kernel running as root may
-raise its own hard limit.
+macOS the call succeeds but is not enforced; on Windows :func:`cap_memory` says it cannot). In the
+sandbox the kernel has no capabilities, so it cannot raise the limit. It does not count shared
+memory (a shared ``mmap``, a ``memfd``, files in a tmpfs): the job's memory cgroup does
+(``cgroups.py``), with the same limit.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -38,7 +39,7 @@ from course_utils.grading.lock import runtime_prefix
 from course_utils.grading.memory import DEFAULT_MEMORY_LIMIT, describe, is_out_of_memory
 from course_utils.grading.metadata import restore_from_release
 from course_utils.grading.preprocessors import KERNEL_DIED
-from course_utils.grading.scoring.job import SHEET
+from course_utils.grading.scoring.job import ANSWER_SANDBOX, SHEET
 from course_utils.grading.scoring.score import ScoreSheet
 
 COURSE_ID = "the-recipe"
@@ -199,6 +200,7 @@ class Job:
     prepare_seconds: float
     notebook_timeout: float
     memory_limit: int | None = None
+    jail: sandbox.JobSandbox | None = None  # sandbox hook: the job's cgroups, ended in finish()
     code: int | None = None
     log: str = ""
     run_seconds: float = 0.0
@@ -261,8 +263,26 @@ def prepare(
     autograded = workspace / "_grading" / "autograded" / student / stage
     # The kernel's connection file goes to a folder outside the course: the sandbox shows it.
     runtime = Path(tempfile.mkdtemp(prefix=runtime_prefix(root)))  # lock.py clears a dead run's
-    if isolate:
-        sandbox.write_kernelspec(workspace / "jupyter", autograded, runtime)
+    jail = None
+    if isolate:  # sandbox hook: cgroups, kernelspec and IPC config of this job (sandbox.py)
+        jail = sandbox.start_job(
+            workspace,
+            autograded,
+            runtime,
+            memory_limit=memory_limit,
+            cpu_seconds=int(notebook_timeout),
+        )
+        # The answer process of trusted scoring gets the same walls and joins the same cgroups.
+        answers_dir = workspace / "answers"
+        answers_dir.mkdir(exist_ok=True)
+        prefix = sandbox.sandbox_argv(
+            answers_dir,
+            runtime,
+            [],
+            cgroup=jail.cgroup,
+            cpu_seconds=int(notebook_timeout),
+        )
+        (workspace / ANSWER_SANDBOX).write_text(json.dumps(prefix))
     args = ["-m", "course_utils.grading.nbgrader_job", stage, student]
     if cell_timeout:
         args.append(f"--cell-timeout={cell_timeout}")
@@ -283,6 +303,7 @@ def prepare(
         prepared,
         notebook_timeout,
         memory_limit,
+        jail,
     )
 
 
@@ -303,9 +324,12 @@ def finish(job: Job) -> Outcome:
     waiting for a free worker.
     """
     start = time.perf_counter()
+    limits_hit = job.jail.end() if job.jail else []  # sandbox hook: nothing of the job outlives it
     shutil.rmtree(job.runtime, ignore_errors=True)
     try:
-        return _read_scores(job)
+        outcome = _read_scores(job)
+        outcome.notes += limits_hit
+        return outcome
     finally:
         job.outcome.seconds = job.prepare_seconds + job.run_seconds + time.perf_counter() - start
 

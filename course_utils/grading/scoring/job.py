@@ -9,6 +9,7 @@ shows these scores and lines.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from pathlib import Path
@@ -20,6 +21,7 @@ from course_utils.grading.scoring.remote import AnswerProcess, AnswerProcessErro
 from course_utils.grading.scoring.score import HEADER, ScoreSheet, answer_process, score_submission
 
 SHEET = "trusted_scores.json"
+ANSWER_SANDBOX = "answer_sandbox.json"  # the sandbox command prefix the worker chose (a JSON list)
 
 
 class Pending:
@@ -64,7 +66,8 @@ class Pending:
 def start(
     workspace: Path, stage: str, student: str, *, isolate: bool, cell_timeout: float
 ) -> Pending:
-    """Start the answer process for ``student``'s ``stage`` (sandboxed when ``isolate``)."""
+    """Start the answer process for ``student``'s ``stage``: sandboxed when ``isolate``, by the
+    command prefix the worker wrote to ``ANSWER_SANDBOX`` (the kernel's walls and cgroups)."""
     source = workspace / "solutions" / stage / f"{stage}.ipynb"
     submitted = workspace / "_grading" / "submitted" / student / stage / f"{stage}.ipynb"
     scratch = workspace / "answers"
@@ -72,10 +75,10 @@ def start(
     env = dict(os.environ, NBGRADER_EXECUTION="autograde", MPLBACKEND="Agg")
     prefix: list[str] = []
     if isolate:
-        from course_utils.grading import sandbox
-
-        runtime = Path(env.get("TMPDIR", str(workspace / "runtime")))
-        prefix = sandbox.sandbox_argv(scratch, runtime, [])
+        written = workspace / ANSWER_SANDBOX
+        if not written.exists():
+            raise RuntimeError(f"isolation asked for, but {written} is missing")
+        prefix = [str(a) for a in json.loads(written.read_text())]
     process = answer_process(
         source,
         submitted,

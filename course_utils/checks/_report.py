@@ -7,8 +7,14 @@ Every check in ``course_utils.checks`` has the same interface::
 It prints one line ``PASS <name>: <what was verified>`` or one ``FAIL <name>: ...`` line per failing case,
 each naming the input, expected vs got, and the classic bug it resembles. Output goes to stdout only
 (nbgrader scores anything on stderr as a failure) and warnings raised inside the learner's code are
-silenced. ``CheckResult`` is truthy when the check passed; ``result.require()`` raises ``AssertionError``
-with the failure text, which is how the notebooks' grade cells fail.
+silenced. ``CheckResult`` is truthy when the check passed; ``result.require()`` raises ``CheckFailed`` (an
+``AssertionError``, so nbgrader scores the grade cell 0) with the failure text.
+
+In a notebook the learner should read each FAIL line once, readable at a normal width: JupyterLab
+breaks long output lines anywhere, even mid-word, so inside a kernel the printed lines are wrapped at
+``WIDTH`` columns on word boundaries (continuation lines are indented), and ``CheckFailed`` renders as
+one short line instead of a traceback that would repeat the FAIL lines and point into this package.
+``CheckResult.lines`` always holds the unwrapped lines, one per verdict.
 
 Write a check as a sequence of cases::
 
@@ -26,12 +32,20 @@ from __future__ import annotations
 
 import contextlib
 import io
+import sys
+import textwrap
 import traceback
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
+
+WIDTH = 80
+"""Columns a printed verdict line may take in a notebook before it is wrapped."""
+
+CONTINUATION = "    "
+"""Prefix of the wrapped continuation lines of one verdict."""
 
 
 class CaseFailed(Exception):
@@ -50,9 +64,57 @@ class CheckResult:
         return self.passed
 
     def require(self) -> None:
-        """Raise ``AssertionError`` with the failure lines unless the check passed."""
+        """Raise ``CheckFailed`` (an ``AssertionError``) with the failure lines unless it passed."""
         if not self.passed:
-            raise AssertionError("\n".join(self.lines))
+            raise CheckFailed(self.name, self.lines)
+
+
+class CheckFailed(AssertionError):
+    """A failed check: fails the grade cell, shown as one line (the FAIL lines are already printed).
+
+    ``str()`` is the FAIL lines (for tests, logs and nbgrader's error value). IPython calls
+    ``_render_traceback_`` instead of formatting a traceback, so the notebook shows no frames from
+    ``course_utils`` and does not print the FAIL lines a second time.
+    """
+
+    def __init__(self, name: str, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.name = name
+        self.lines = list(lines)
+
+    def _render_traceback_(self) -> list[str]:
+        fails = sum(line.startswith("FAIL") for line in self.lines)
+        what = "the FAIL line above" if fails == 1 else f"the {fails} FAIL lines above"
+        return [
+            f"\x1b[0;31m{self.name} failed\x1b[0m: see {what}; fix the exercise and run it again."
+        ]
+
+
+def in_notebook() -> bool:
+    """True when stdout goes to a Jupyter kernel's output area (ipykernel's stream)."""
+    return type(sys.stdout).__module__.startswith("ipykernel")
+
+
+def wrap(line: str, width: int = WIDTH) -> list[str]:
+    """``line`` broken on spaces into lines of at most ``width`` columns (longer words kept whole)."""
+    return textwrap.wrap(
+        line,
+        width=width,
+        subsequent_indent=CONTINUATION,
+        break_long_words=False,
+        break_on_hyphens=False,
+    ) or [line]
+
+
+def unwrap(printed: list[str]) -> list[str]:
+    """The verdict lines of printed output: continuation lines joined back onto their verdict."""
+    lines: list[str] = []
+    for line in printed:
+        if line.startswith(CONTINUATION) and lines and lines[-1].startswith(("PASS", "FAIL")):
+            lines[-1] += " " + line.strip()
+        else:
+            lines.append(line)
+    return lines
 
 
 def describe(value: object, max_items: int = 6) -> str:
@@ -152,5 +214,5 @@ class Report:
         else:
             lines = [f"PASS {self.name}: {summary}"]
         for line in lines:
-            print(line)
+            print("\n".join(wrap(line)) if in_notebook() else line)
         return CheckResult(self.name, not (self.failures or self.not_implemented), lines)

@@ -42,15 +42,24 @@ class Verdict:
     exercise: Exercise
     passed: bool
     reason: str
+    cases: tuple[str, ...] = ()  # each failing case's FAIL text, when the check printed them
 
     @property
     def points(self) -> float:
         return self.exercise.points if self.passed else 0.0
 
-    def line(self) -> str:
+    def line(self, max_cases: int | None = None) -> str:
+        """``PASS|FAIL <title> (<points>): <reason>``; at most ``max_cases`` failing cases."""
         mark = "PASS" if self.passed else "FAIL"
         score = f"{self.points:g}/{self.exercise.points:g}"
-        return f"{mark} {self.exercise.title} ({score}): {self.reason}"
+        reason = self.reason
+        if max_cases is not None and len(self.cases) > max_cases:
+            more = len(self.cases) - max_cases
+            shown = " | ".join(self.cases[:max_cases])
+            reason = (
+                f"{shown} (and {more} more failing case{'s' * (more > 1)}: the test cell shows all)"
+            )
+        return f"{mark} {self.exercise.title} ({score}): {reason}"
 
 
 def _nbgrader(cell: dict) -> dict:
@@ -149,7 +158,7 @@ def verdict(exercise: Exercise, cell: dict) -> Verdict:
     lines, error = cell_output(cell)
     fails = [line.split(":", 1)[-1].strip() for line in lines if line.startswith("FAIL")]
     if fails:
-        return Verdict(exercise, False, " | ".join(fails))
+        return Verdict(exercise, False, " | ".join(fails), tuple(fails))
     if error is not None:
         if error.startswith("NameError"):
             error += " (did the answer cell above run without error?)"

@@ -9,8 +9,9 @@ jupyter server extension (``course lab`` / ``make lab`` enable it) answers the s
 - otherwise the notebook runs in a subprocess (the server stays responsive) through
   ``notebook_check.run_exercises``: only the cells the tests need, training shrunk;
 - every exercise passes: an empty result, which the dialog shows as "Success!";
-- else one entry whose text is one line per exercise, PASS or FAIL with the reason, wrapping
-  inside the dialog (``white-space: pre-wrap``) instead of running past its edge.
+- else one entry whose text is one line per exercise, PASS or FAIL with the reason (the first
+  failing case and how many more), wrapping inside the dialog (``white-space: pre-wrap``) instead
+  of running past its edge.
 
 ``python -m course_utils.lab_validate NOTEBOOK`` prints the reply as JSON (what the handler runs).
 """
@@ -78,7 +79,7 @@ def validate(path: Path) -> dict[str, Any]:
     failed = [v for v in run.verdicts if not v.passed]
     if not failed:
         return {}
-    lines = [v.line() for v in run.verdicts]
+    lines = [v.line(max_cases=1) for v in run.verdicts]  # a dialog, not a report: the first case
     passed = len(run.verdicts) - len(failed)
     head = (
         f"{path.name}: {passed} of {len(run.verdicts)} exercises pass; submitted as it is, "

@@ -85,7 +85,10 @@ def test_a_learner_session_in_jupyterlab(repo_root: Path, tmp_path: Path) -> Non
     nb = _session_notebook(repo_root)
     path = folder / COPY
     nbformat.write(nb, path)
-    env = {"COURSE_RESULTS_DIR": str(tmp_path / "results")}  # "Save the results" cells write there
+    env = {
+        "COURSE_RESULTS_DIR": str(tmp_path / "results"),  # "Save the results" cells write there
+        "COURSE_DATASET": "digits",  # 8x8 images: the training cell runs in seconds, bars and all
+    }
     try:
         with (
             lab_server(repo_root, tmp_path / "runtime", env=env) as base,
@@ -148,7 +151,7 @@ def _session(page, base: str, nb: nbformat.NotebookNode, path: Path, shots: Path
     # Save, shut the kernel down, reopen: the bars are text, no widget is missing.
     page.locator(".jp-Notebook .jp-Cell").nth(training).locator(".jp-InputPrompt").click()
     page.keyboard.press("Control+s")
-    saved = _wait_saved(path, training)
+    saved = _wait_saved(path, training, test)
     assert BAR_TEXT in saved and "widget-view+json" not in saved, saved[:2000]
     _shutdown_kernels(base)
     page.reload()
@@ -195,13 +198,14 @@ def _session(page, base: str, nb: nbformat.NotebookNode, path: Path, shots: Path
     assert page.locator("text=Jupyter news").count() == 0
 
 
-def _wait_saved(path: Path, index: int, timeout: float = 60) -> str:
-    """The saved outputs of cell ``index`` once the file on disk has them."""
+def _wait_saved(path: Path, index: int, last: int, timeout: float = 60) -> str:
+    """The saved outputs of cell ``index`` once the file on disk has those of cell ``last`` (the
+    last one run: an autosave from before it finished does not count)."""
     deadline = time.monotonic() + timeout
     while True:
-        cell = nbformat.read(path, as_version=4).cells[index]
-        if cell.get("outputs"):
-            return json.dumps(cell.outputs)
+        cells = nbformat.read(path, as_version=4).cells
+        if cells[last].get("outputs"):
+            return json.dumps(cells[index].outputs)
         assert time.monotonic() < deadline, "the notebook was not saved"
         time.sleep(0.5)
 

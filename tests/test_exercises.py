@@ -92,3 +92,13 @@ def test_the_quick_run_finds_the_planted_bug_and_passes_the_rest(
     assert not run.full, "the quick run needed the whole notebook"
     failed = {v.exercise.grade_id for v in run.verdicts if not v.passed}
     assert failed == {bug["test"]}, [v.line() for v in run.verdicts]
+
+
+def test_a_verdict_line_can_name_only_the_first_failing_cases() -> None:
+    stream = nbformat.v4.new_output
+    text = "FAIL f: case a: 1 != 2\nFAIL f: case b: 3 != 4\nFAIL f: case c: 5 != 6\n"
+    bad = verdict(_exercise(), _cell(stream("stream", name="stdout", text=text)))
+    assert bad.line().endswith("case a: 1 != 2 | case b: 3 != 4 | case c: 5 != 6")
+    assert bad.line(max_cases=1).endswith(
+        "case a: 1 != 2 (and 2 more failing cases: the test cell shows all)"
+    )

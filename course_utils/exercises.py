@@ -7,7 +7,7 @@ that define a name one of those reads (``needed_cells``). Demonstration cells (t
 are skipped, which is most of a stage's run time.
 
 A verdict is read from the executed test cell: the check's PASS/FAIL lines on stdout (wrapped lines
-joined back, see ``checks._report.unwrap``), else the error the cell raised.
+joined back, see ``feedback_text.unwrap``), else the error the cell raised.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import nbformat
 
-from course_utils.checks._report import unwrap
+from course_utils.feedback_text import unwrap
 
 HEADING = re.compile(r"^#+\s*(Exercise\s+\d+)\s*(?:\([^)]*\))?\s*:?\s*(.*)$")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")

@@ -13,7 +13,8 @@ jupyter server extension (``course lab`` / ``make lab`` enable it) answers the s
   failing case and how many more), wrapping inside the dialog (``white-space: pre-wrap``) instead
   of running past its edge.
 
-``python -m course_utils.lab_validate NOTEBOOK`` prints the reply as JSON (what the handler runs).
+``python -m course_utils.lab_validate NOTEBOOK`` prints the reply as JSON (the handler runs it with
+``--no-checksums`` after checking those itself).
 """
 
 from __future__ import annotations
@@ -67,14 +68,17 @@ def _summary_html(lines: list[str]) -> str:
     return f'<div class="course-validation">{rows}</div>'
 
 
-def validate(path: Path) -> dict[str, Any]:
-    """Validate the notebook at ``path``: nbgrader's result format, one line per exercise on failure."""
+def validate(path: Path, *, checksums: bool = True) -> dict[str, Any]:
+    """Validate the notebook at ``path``: nbgrader's result format, one line per exercise on failure.
+
+    ``checksums=False`` skips the changed-cell checks (the handler has done them already).
+    """
     from course_utils.notebook_check import run_exercises
 
-    nb = nbformat.read(path, as_version=4)
-    changed = _changed(nb)
-    if changed is not None:
-        return changed
+    if checksums:
+        changed = _changed(nbformat.read(path, as_version=4))
+        if changed is not None:
+            return changed
     run = run_exercises(path)
     failed = [v for v in run.verdicts if not v.passed]
     if not failed:
@@ -91,11 +95,17 @@ def validate(path: Path) -> dict[str, Any]:
 
 
 async def validate_in_subprocess(path: Path, timeout: float = REPLY_TIMEOUT) -> dict[str, Any]:
-    """``validate(path)`` in a fresh Python process: nbgrader's handler reply ``{success, value}``."""
+    """``validate(path)`` as nbgrader's handler replies ``{success, value}``: the checksums here (the
+    server has nbgrader imported already, a fresh process would spend seconds on it), the run in a
+    fresh Python process."""
+    changed = _changed(nbformat.read(path, as_version=4))
+    if changed is not None:
+        return {"success": True, "value": changed}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "course_utils.lab_validate",
+        "--no-checksums",
         str(path),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -156,10 +166,14 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m course_utils.lab_validate NOTEBOOK", file=sys.stderr)
+    checksums = "--no-checksums" not in args
+    paths = [a for a in args if a != "--no-checksums"]
+    if len(paths) != 1:
+        print(
+            "usage: python -m course_utils.lab_validate [--no-checksums] NOTEBOOK", file=sys.stderr
+        )
         return 2
-    print(REPLY + json.dumps(validate(Path(args[0]).resolve())))
+    print(REPLY + json.dumps(validate(Path(paths[0]).resolve(), checksums=checksums)))
     return 0
 
 

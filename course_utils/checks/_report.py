@@ -12,7 +12,7 @@ silenced. ``CheckResult`` is truthy when the check passed; ``result.require()`` 
 
 In a notebook the learner should read each FAIL line once, readable at a normal width: JupyterLab
 breaks long output lines anywhere, even mid-word, so inside a kernel the printed lines are wrapped at
-``WIDTH`` columns on word boundaries (continuation lines are indented), and ``CheckFailed`` renders as
+``WIDTH`` columns on word boundaries (``course_utils.feedback_text``), and ``CheckFailed`` renders as
 one short line instead of a traceback that would repeat the FAIL lines and point into this package.
 ``CheckResult.lines`` always holds the unwrapped lines, one per verdict.
 
@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import sys
-import textwrap
 import traceback
 import warnings
 from collections.abc import Iterator
@@ -41,11 +39,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-WIDTH = 80
-"""Columns a printed verdict line may take in a notebook before it is wrapped."""
+from course_utils.feedback_text import CONTINUATION, WIDTH, in_notebook, unwrap, wrap
 
-CONTINUATION = "    "
-"""Prefix of the wrapped continuation lines of one verdict."""
+__all__ = ["CONTINUATION", "WIDTH", "CheckFailed", "CheckResult", "Report", "unwrap", "wrap"]
 
 
 class CaseFailed(Exception):
@@ -88,33 +84,6 @@ class CheckFailed(AssertionError):
         return [
             f"\x1b[0;31m{self.name} failed\x1b[0m: see {what}; fix the exercise and run it again."
         ]
-
-
-def in_notebook() -> bool:
-    """True when stdout goes to a Jupyter kernel's output area (ipykernel's stream)."""
-    return type(sys.stdout).__module__.startswith("ipykernel")
-
-
-def wrap(line: str, width: int = WIDTH) -> list[str]:
-    """``line`` broken on spaces into lines of at most ``width`` columns (longer words kept whole)."""
-    return textwrap.wrap(
-        line,
-        width=width,
-        subsequent_indent=CONTINUATION,
-        break_long_words=False,
-        break_on_hyphens=False,
-    ) or [line]
-
-
-def unwrap(printed: list[str]) -> list[str]:
-    """The verdict lines of printed output: continuation lines joined back onto their verdict."""
-    lines: list[str] = []
-    for line in printed:
-        if line.startswith(CONTINUATION) and lines and lines[-1].startswith(("PASS", "FAIL")):
-            lines[-1] += " " + line.strip()
-        else:
-            lines.append(line)
-    return lines
 
 
 def describe(value: object, max_items: int = 6) -> str:

@@ -86,7 +86,7 @@ OLD_CHECK = (
 
 def measure_stage(stage: str, before: bool, tmp: Path) -> dict[str, float | str]:
     path = answered(stage, tmp)
-    row: dict[str, float | str] = {"stage": stage}
+    row: dict[str, float | str] = {"stage": stage, "load": os.getloadavg()[0]}
     seconds, out = timed(python("-m", "course_utils.cli", "check", stage, str(path)), REPO)
     row["check"] = seconds
     row["check_result"] = out.strip().splitlines()[-1]
@@ -114,6 +114,7 @@ def main() -> int:
     chosen = [s for s in stages(REPO) if not args.stages or s[:2] in args.stages]
     before = not args.no_before
 
+    load = os.getloadavg()[0]
     doctor, _ = timed(python("-m", "course_utils.cli", "doctor"), REPO)
     doctor_full, _ = timed(python("-m", "course_utils.cli", "doctor", "--full"), REPO)
     print(f"course doctor {doctor:.1f} s, --full {doctor_full:.1f} s", flush=True)
@@ -128,14 +129,16 @@ def main() -> int:
         "",
         f"Measured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} CPU cores ({platform.machine()}), "
         f"torch {torch.__version__}, by `benchmarks/bench_learner.py` (one cold run each, wall time, "
-        "the machine shared with other work). Notebook: the release with every exercise answered.",
+        "the machine shared with other work: 'load' is the 1-minute load average when the row started; "
+        "above the core count every number stretches). Notebook: the release with every exercise "
+        "answered.",
         "",
-        f"`course doctor`: **{doctor:.1f} s** ({verdict(doctor, DOCTOR_BUDGET_S)}); "
+        f"`course doctor`: **{doctor:.1f} s** ({verdict(doctor, DOCTOR_BUDGET_S)}, load {load:.1f}); "
         f"with `--full` (numba kernel, `jupyter ... list` subprocesses): {doctor_full:.1f} s.",
         "",
-        "| stage | `course check NN` (s) | Validate (s) | budget | check before (s) | "
+        "| stage | load | `course check NN` (s) | Validate (s) | budget | check before (s) | "
         "Validate before (s) | result |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         worst = max(float(row["check"]), float(row["validate"]))
@@ -145,7 +148,7 @@ def main() -> int:
             else "not measured | not measured"
         )
         lines.append(
-            f"| {row['stage']} | {row['check']:.1f} | {row['validate']:.1f} | "
+            f"| {row['stage']} | {row['load']:.1f} | {row['check']:.1f} | {row['validate']:.1f} | "
             f"{verdict(worst, STAGE_BUDGET_S)} ({STAGE_BUDGET_S:g} s) | {old} | "
             f"{row['check_result']}; Validate {row['validate_ok']} |"
         )

@@ -14,7 +14,7 @@ TORCH_INDEX := https://download.pytorch.org/whl/$(TORCH)
 # the other build's libraries).
 STAMP := $(VENV)/.installed$(if $(TORCH),-$(TORCH),)
 
-.PHONY: ci-tools lab test test-fast lint format release grade bench bench-grading clean-grading
+.PHONY: ci-tools lab test test-fast lint format release grade bench bench-grading bench-learner clean-grading
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -73,6 +73,10 @@ bench: $(STAMP)
 ## Time `course grade` on a synthetic class, --jobs 1 against --jobs 2 (about 10 minutes).
 bench-grading: $(STAMP)
 	$(BIN)/python benchmarks/bench_grading.py
+
+## Time what a learner waits for: course doctor, course check NN and Validate per stage (~10 minutes).
+bench-learner: $(STAMP)
+	$(BIN)/python benchmarks/bench_learner.py
 
 clean-grading:
 	rm -rf _grading

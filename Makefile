@@ -2,26 +2,31 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
 PORT ?= 8888
 LAB_ARGS ?=
-# Jupyter refuses to run as root unless told; containers and CI often are root.
-ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
+# TORCH=cpu installs PyTorch's CPU-only build from its wheel index (about 1 GB instead of the
+# default CUDA build's 6 GB of nvidia libraries; needs that index reachable). Any other flavour of
+# https://download.pytorch.org/whl/ works the same (TORCH=cu121...). Empty: torch from PyPI, as
+# pyproject.toml says, which also works from a PyPI mirror or cache.
+TORCH ?=
+TORCH_INDEX := https://download.pytorch.org/whl/$(TORCH)
+# One stamp per flavour, so asking for another one installs it (start from a fresh .venv to drop
+# the other build's libraries).
+STAMP := $(VENV)/.installed$(if $(TORCH),-$(TORCH),)
 
-.PHONY: ci-tools lab test test-fast lint format release grade bench bench-grading clean-grading
+.PHONY: ci-tools lab test test-fast lint format release grade bench bench-grading bench-learner clean-grading
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(if $(TORCH),$(BIN)/python -m pip install --quiet --index-url $(TORCH_INDEX) "torch>=2.4" "torchvision>=0.19",)
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
-## Open the course in JupyterLab (student notebooks, nbgrader extension on).
+## Open the course in JupyterLab (student notebooks, nbgrader and the course's Validate on).
+# `course lab` is the same command on every install route (see course_utils/jupyter_setup.py).
 lab: $(STAMP)
-	@mkdir -p _grading  # nbgrader's formgrader keeps its gradebook there
-	# nbgrader runs `alembic` from PATH when it creates a gradebook: put the venv first.
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" --port=$(PORT) \
-		--LabApp.default_url=/lab/tree/notebooks $(ALLOW_ROOT) $(LAB_ARGS)
+	$(BIN)/course lab --port=$(PORT) $(LAB_ARGS)
 
 ## Lint, then the whole test suite (unit tests, notebook execution, release drift, autograding).
 test: $(STAMP) lint ci-tools
@@ -68,6 +73,10 @@ bench: $(STAMP)
 ## Time `course grade` on a synthetic class, --jobs 1 against --jobs 2 (about 10 minutes).
 bench-grading: $(STAMP)
 	$(BIN)/python benchmarks/bench_grading.py
+
+## Time what a learner waits for: course doctor, course check NN and Validate per stage (~10 minutes).
+bench-learner: $(STAMP)
+	$(BIN)/python benchmarks/bench_learner.py
 
 clean-grading:
 	rm -rf _grading

@@ -19,8 +19,8 @@ from typing import Any, Protocol
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
+from course_utils.progress import progress_bar
 from course_utils.runtime import grading
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -135,7 +135,7 @@ def fit(
     n = len(train.labels)
     classify = _is_classification(train.labels)
     show = progress and not grading()
-    bar = tqdm(range(epochs), desc=desc, disable=not show, leave=False)
+    bar = progress_bar(range(epochs), desc=desc, show=show)
     for epoch in bar:
         model.train()
         order = torch.randperm(n, generator=generator).to(train.labels.device)

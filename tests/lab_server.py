@@ -1,4 +1,8 @@
-"""Start `make lab` on a free localhost port for tests, and stop it."""
+"""Start the course's JupyterLab on a free localhost port for tests, and stop it.
+
+It runs `course lab` (what `make lab` runs once .venv exists, see tests/test_environment.py) with this
+Python, so a test uses the checkout under test and never builds or changes a virtual env.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,19 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-LAB_ARGS = (
-    "--no-browser --ServerApp.ip=127.0.0.1 --IdentityProvider.token= "
-    "--ServerApp.password= --ServerApp.disable_check_xsrf=True"
-)
+LAB_ARGS = [
+    "--no-browser",
+    "--ServerApp.ip=127.0.0.1",
+    "--IdentityProvider.token=",
+    "--ServerApp.password=",
+    "--ServerApp.disable_check_xsrf=True",
+]
 
 
 def free_port() -> int:
@@ -30,12 +38,20 @@ def get(url: str, timeout: float = 5) -> tuple[int, str]:
 
 
 @contextlib.contextmanager
-def lab_server(repo: Path, runtime_dir: Path, timeout: float = 120) -> Iterator[str]:
-    """Run `make lab` and yield its base URL once /lab answers; stop the whole process group after."""
+def lab_server(
+    repo: Path, runtime_dir: Path, timeout: float = 120, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """Run `course lab` and yield its base URL once /lab answers; stop its process group after."""
     port = free_port()
-    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(runtime_dir)}
+    env = {
+        **os.environ,
+        **(env or {}),
+        "JUPYTER_RUNTIME_DIR": str(runtime_dir),
+        "PYTHONPATH": os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")]),
+    }
+    command = [sys.executable, "-m", "course_utils.cli", "--root", str(repo), "lab"]
     server = subprocess.Popen(
-        ["make", "-s", "lab", f"PORT={port}", f"LAB_ARGS={LAB_ARGS}"],
+        [*command, f"--port={port}", *LAB_ARGS],
         cwd=repo,
         env=env,
         stdout=subprocess.PIPE,

@@ -7,8 +7,14 @@ Every check in ``course_utils.checks`` has the same interface::
 It prints one line ``PASS <name>: <what was verified>`` or one ``FAIL <name>: ...`` line per failing case,
 each naming the input, expected vs got, and the classic bug it resembles. Output goes to stdout only
 (nbgrader scores anything on stderr as a failure) and warnings raised inside the learner's code are
-silenced. ``CheckResult`` is truthy when the check passed; ``result.require()`` raises ``AssertionError``
-with the failure text, which is how the notebooks' grade cells fail.
+silenced. ``CheckResult`` is truthy when the check passed; ``result.require()`` raises ``CheckFailed`` (an
+``AssertionError``, so nbgrader scores the grade cell 0) with the failure text.
+
+In a notebook the learner should read each FAIL line once, readable at a normal width: JupyterLab
+breaks long output lines anywhere, even mid-word, so inside a kernel the printed lines are wrapped at
+``WIDTH`` columns on word boundaries (``course_utils.feedback_text``), and ``CheckFailed`` renders as
+one short line instead of a traceback that would repeat the FAIL lines and point into this package.
+``CheckResult.lines`` always holds the unwrapped lines, one per verdict.
 
 Write a check as a sequence of cases::
 
@@ -33,6 +39,10 @@ from dataclasses import dataclass, field
 
 import torch
 
+from course_utils.feedback_text import CONTINUATION, WIDTH, in_notebook, unwrap, wrap
+
+__all__ = ["CONTINUATION", "WIDTH", "CheckFailed", "CheckResult", "Report", "unwrap", "wrap"]
+
 
 class CaseFailed(Exception):
     """Raised inside a case to stop it with a message; caught by ``Report.case``."""
@@ -50,9 +60,30 @@ class CheckResult:
         return self.passed
 
     def require(self) -> None:
-        """Raise ``AssertionError`` with the failure lines unless the check passed."""
+        """Raise ``CheckFailed`` (an ``AssertionError``) with the failure lines unless it passed."""
         if not self.passed:
-            raise AssertionError("\n".join(self.lines))
+            raise CheckFailed(self.name, self.lines)
+
+
+class CheckFailed(AssertionError):
+    """A failed check: fails the grade cell, shown as one line (the FAIL lines are already printed).
+
+    ``str()`` is the FAIL lines (for tests, logs and nbgrader's error value). IPython calls
+    ``_render_traceback_`` instead of formatting a traceback, so the notebook shows no frames from
+    ``course_utils`` and does not print the FAIL lines a second time.
+    """
+
+    def __init__(self, name: str, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.name = name
+        self.lines = list(lines)
+
+    def _render_traceback_(self) -> list[str]:
+        fails = sum(line.startswith("FAIL") for line in self.lines)
+        what = "the FAIL line above" if fails == 1 else f"the {fails} FAIL lines above"
+        return [
+            f"\x1b[0;31m{self.name} failed\x1b[0m: see {what}; fix the exercise and run it again."
+        ]
 
 
 def describe(value: object, max_items: int = 6) -> str:
@@ -152,5 +183,5 @@ class Report:
         else:
             lines = [f"PASS {self.name}: {summary}"]
         for line in lines:
-            print(line)
+            print("\n".join(wrap(line)) if in_notebook() else line)
         return CheckResult(self.name, not (self.failures or self.not_implemented), lines)

@@ -9,7 +9,6 @@ from __future__ import annotations
 from importlib import resources
 
 import numpy as np
-from sklearn.datasets import load_digits
 
 
 def mnist_5k() -> tuple[np.ndarray, np.ndarray, float, str]:
@@ -23,6 +22,8 @@ def mnist_5k() -> tuple[np.ndarray, np.ndarray, float, str]:
 
 def digits() -> tuple[np.ndarray, np.ndarray, float, str]:
     """scikit-learn's 1,797 8x8 digits, pixel values 0-16 (a copy of UCI optdigits' test set)."""
+    from sklearn.datasets import load_digits  # here: importing the package needs no sklearn
+
     bunch = load_digits()
     source = "scikit-learn load_digits (UCI optical recognition of handwritten digits, test part)"
     return bunch.images.astype(np.uint8), bunch.target.astype(np.int64), 16.0, source

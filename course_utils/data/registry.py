@@ -30,7 +30,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
 
 from course_utils.data import download, embedded
 
@@ -124,6 +123,8 @@ def stratified_splits(
     The indices stay in shuffled order (the embedded file is sorted by class), so any slice of a
     split, e.g. ``train.images[:300]``, is a class-balanced-in-expectation random sample.
     """
+    from sklearn.model_selection import train_test_split  # here: `course doctor` needs no sklearn
+
     index = np.arange(len(labels))
     rest, test = train_test_split(index, test_size=test_size, stratify=labels, random_state=seed)
     train, val = train_test_split(
@@ -153,6 +154,8 @@ def _load_embedded(
 def _load_full(name: str, root: Path, allow_download: bool) -> CourseData:
     loaded = download.load_torchvision(name, root, download=allow_download)
     (train_x, train_y), (test_x, test_y), classes, source = loaded
+    from sklearn.model_selection import train_test_split
+
     index = np.arange(len(train_y))
     train, val = train_test_split(index, test_size=5000, stratify=train_y, random_state=SPLIT_SEED)
     return CourseData(

@@ -1,22 +1,26 @@
 """Run each grading kernel in a bubblewrap sandbox.
 
 nbgrader starts the kernel that runs a student's notebook with the grader's own permissions. Here the
-kernel is started through ``bwrap`` (Debian package ``bubblewrap``) instead, with a filesystem made
-only of:
+kernel is started through ``bwrap`` (Debian package ``bubblewrap``) instead (:func:`sandbox_argv` has
+the full list of walls), so that it runs:
 
-* the system (``/usr``, ``/etc`` without password hashes, ``/proc``, ``/dev``, ``/sys``), read-only;
-* the Python installation, the virtual environment and the ``course_utils`` package, read-only;
-* the kernel's connection file, read-only;
-* the submission's own working folder, read-write, as ``/submission``, the current directory;
-* a private, empty ``/tmp`` (also ``$HOME``), thrown away when the kernel ends.
+* as uid 1000 in a user namespace of its own with no capabilities (``open_by_handle_at``, raising
+  its own limits and new namespaces are refused), in a network namespace of its own (only its own
+  loopback: nbgrader talks to it over IPC sockets in a folder private to the job,
+  :func:`write_ipc_config`), and in its own pid, IPC, UTS and cgroup namespaces;
+* on a filesystem made only of the system (``/usr``, ``/etc`` without password hashes, ``/proc``,
+  ``/dev``, ``/sys``), the Python installation, the virtual environment and ``course_utils``, all
+  read-only, and three private tmpfs folders of ``disk_limit`` bytes each: ``/submission`` (the
+  current directory), ``/tmp`` (also ``$HOME``) and ``/dev/shm``, thrown away when the kernel ends.
+  Nothing it writes ever reaches a folder nbgrader reads or copies afterwards;
+* inside the job's memory and pids cgroups (``cgroups.py``: the memory limit counts shared memory and
+  the tmpfs folders) with a CPU-time limit per process.
 
 Everything else (the course's ``solutions/``, the gradebook, other students' submissions and
-results, home folders) does not exist inside. The kernel also gets its own process, IPC and
-hostname namespaces, so it cannot see or signal the grader or other kernels. Not protected: the
-network (the kernel talks to the grader over localhost TCP), CPU use (a per-cell timeout and a
-per-notebook wall-clock limit apply; memory is capped separately, see ``memory.py``), and the
-kernel's own memory while the hidden tests run in it (see ``audit.py`` for the static check that
-covers tampering).
+results, home folders) does not exist inside. :func:`protections` measures which of these walls
+this machine provides (``course doctor`` prints it). Not protected: what the system folders show
+everyone (read-only), the share of the machine's cores a job gets, and the kernel's own memory while
+the hidden tests run in it (see ``audit.py`` for the static check that covers tampering).
 """
 
 from __future__ import annotations

@@ -32,7 +32,9 @@ from tests.grading_course import (
 
 REPO = Path(__file__).resolve().parents[1]
 ISOLATED = sandbox.available()
-CELL_TIMEOUT = 45  # per cell: the setup cell imports torch while two other processes of the job do too
+CELL_TIMEOUT = (
+    45  # per cell: the setup cell imports torch while two other processes of the job do too
+)
 
 ALL_VARIANTS: dict[str, Variant] = dict(VARIANTS)
 # Each attack area registers its variants here, one line each.

@@ -3,7 +3,8 @@
 course doctor                 versions, device, datasets available, nbgrader extension state
 course release [STAGE ...]    regenerate notebooks/ from solutions/
 course check NN [PATH]        run a notebook, one PASS/FAIL line per graded exercise
-course grade SUBMISSIONS      autograde a class (sandboxed, memory-capped, --jobs N, resumable)
+course grade SUBMISSIONS      autograde a class (sandboxed, memory-capped, --jobs N, resumable;
+                              --cluster ADDRESS for a dask cluster, --db URL for the gradebook)
 """
 
 from __future__ import annotations
@@ -130,6 +131,8 @@ def _grade(args: argparse.Namespace) -> int:
         force=args.force,
         isolation=args.isolation,
         progress=True,
+        cluster=args.cluster,
+        db=args.db,
     )
     for g in report.grades:
         kept = " (unchanged, kept)" if g.resumed else ""
@@ -178,6 +181,16 @@ def main(argv: list[str] | None = None) -> int:
         choices=("auto", "require", "off"),
         default="auto",
         help="bubblewrap sandbox: auto (when it works), require, off",
+    )
+    p.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="grade on a dask.distributed scheduler (tcp://host:8786) or local:N worker processes",
+    )
+    p.add_argument(
+        "--db",
+        metavar="URL",
+        help="gradebook to merge into (default sqlite:///_grading/gradebook.db; postgresql://...)",
     )
     p.add_argument("--json", action="store_true", help="also print the grades as JSON")
     p.set_defaults(run=_grade)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import warnings
 from pathlib import Path
 
 _POSTGRES_DRIVERS = (("psycopg", "psycopg"), ("psycopg2", "psycopg2"))  # (module, SQLAlchemy name)
@@ -80,17 +79,23 @@ def marker_name(stage: str, url: str | None) -> str:
 
 
 def knows_assignment(url: str, stage: str) -> bool:
-    """Whether the gradebook at ``url`` exists and has the assignment ``stage``."""
-    from nbgrader.api import Gradebook, MissingEntry
+    """Whether the gradebook at ``url`` exists and has the assignment ``stage``.
+
+    Read with plain SQLAlchemy: nbgrader's ``Gradebook`` would create a missing database, and
+    shells out to ``alembic`` to do it.
+    """
+    from sqlalchemy import create_engine, inspect, text
     from sqlalchemy.engine import make_url
 
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").exists():
         return False
-    with warnings.catch_warnings(), Gradebook(url) as gradebook:
-        warnings.simplefilter("ignore")
-        try:
-            gradebook.find_assignment(stage)
-        except MissingEntry:
+    engine = create_engine(url)
+    try:
+        if not inspect(engine).has_table("assignment"):
             return False
-    return True
+        with engine.connect() as connection:
+            query = text("SELECT 1 FROM assignment WHERE name = :name")
+            return connection.execute(query, {"name": stage}).first() is not None
+    finally:
+        engine.dispose()

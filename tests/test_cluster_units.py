@@ -123,6 +123,7 @@ def _request(packed: bundle.Bundle, notebook: bytes, **changes) -> task.Request:
         bundle=packed.sha256,
         package=_package_digest(),
         memory_limit=None,
+        isolate=False,
     )
     return task.Request(**{**fields, **changes})
 
@@ -151,7 +152,9 @@ def test_a_task_grades_in_a_private_workspace_and_returns_bytes(course, monkeypa
     assert list((tmp_path / "tmp").iterdir()) == []  # ...gone with the task
 
 
-def test_a_worker_with_other_checks_or_no_bundle_refuses(course, monkeypatch, tmp_path) -> None:
+def test_a_worker_with_other_checks_no_bundle_or_no_sandbox_refuses(
+    course, monkeypatch, tmp_path
+) -> None:
     monkeypatch.setenv("COURSE_BUNDLE_DIR", str(tmp_path / "cache"))
     packed = bundle.build(*course)
     with pytest.raises(FileNotFoundError, match="not on this worker"):
@@ -159,6 +162,9 @@ def test_a_worker_with_other_checks_or_no_bundle_refuses(course, monkeypatch, tm
     bundle.unpack(packed)
     with pytest.raises(RuntimeError, match="course_utils differs"):
         task.grade_request(_request(packed, b"{}", package="0" * 64).to_bytes())
+    monkeypatch.setattr(task.sandbox, "available", lambda: False)
+    with pytest.raises(RuntimeError, match="cannot sandbox"):  # never graded unsandboxed
+        task.grade_request(_request(packed, b"{}", isolate=True).to_bytes())
 
 
 def test_an_outcome_and_its_files_survive_the_trip(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from course_utils.grading import bundle, worker
+from course_utils.grading import bundle, sandbox, worker
 from course_utils.grading.collect import Submission
 from course_utils.grading.worker import Outcome
 
@@ -57,7 +57,8 @@ class Request:
 def grade_request(data: bytes) -> bytes:
     """Grade the :class:`Request` ``data`` in a private workspace, removed afterwards; returns
     :func:`pack` of its outcome. Raises (so dask can retry elsewhere) only when this machine
-    cannot grade at all: the bundle is missing or its course_utils is not the client's."""
+    cannot grade as asked: the bundle is missing, its course_utils is not the client's, or the
+    request wants the sandbox and bubblewrap does not work here."""
     request = Request.from_bytes(data)
     scratch = Path(tempfile.mkdtemp(prefix="course-task-"))
     try:
@@ -75,6 +76,8 @@ def _grade(request: Request, scratch: Path) -> Outcome:
                 "this worker's course_utils differs from the client's: install the same course "
                 "commit on every worker (`pip install -e .[cluster]`)"
             )
+        if request.isolate and not sandbox.available():  # fail closed: never grade unsandboxed
+            raise RuntimeError(f"this worker cannot sandbox: {sandbox.unavailable_reason()}")
         folder = bundle.location(request.bundle)
         notebook = scratch / "inbox" / f"{request.stage}.ipynb"
         notebook.parent.mkdir()

@@ -8,10 +8,16 @@ bundle refuses to grade (so dask retries elsewhere) instead of grading with the 
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
+import signal
+import subprocess
+import sys
 import tarfile
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -20,7 +26,7 @@ from course_utils.grading import bundle, database, task
 from course_utils.grading.autograde import _package_digest, grade
 from course_utils.grading.cluster import check_address
 from course_utils.grading.worker import Outcome
-from tests.grading_course import NOTEBOOK, STAGE, make_grading_course
+from tests.grading_course import NOTEBOOK, REPO, STAGE, make_grading_course
 
 
 @pytest.mark.parametrize("address", ["tcp://10.0.0.5:8786", "tls://sched.lab:8786", "local:4"])
@@ -198,3 +204,53 @@ def test_a_local_cluster_grades_through_the_same_record_path(tmp_path, monkeypat
     assert report.grade("u1", STAGE).status == "error"
     assert (root / "_grading" / "results" / "u1" / f"{STAGE}.json").exists()
     assert (root / "_grading" / "feedback" / "u1" / STAGE / f"{STAGE}.html").exists()
+
+
+def _gone(pid: int) -> bool:
+    """Whether ``pid`` has exited (a zombie waiting for init to reap it counts as exited)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "\nState:\tZ" in status
+
+
+def test_the_orphan_guard_passes_exit_codes_through(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for argv in (["timeit", "-n", "1", "pass"], ["py_compile", str(tmp_path / "missing.py")]):
+        direct = subprocess.run([sys.executable, "-m", *argv], capture_output=True, env=env)
+        guarded = subprocess.run(
+            [sys.executable, "-m", "course_utils.grading.orphan_guard", *argv],
+            capture_output=True,
+            env=env,
+        )
+        assert guarded.returncode == direct.returncode
+
+
+def test_a_guarded_grading_dies_with_the_worker_that_started_it() -> None:
+    """SIGKILL the parent (a stand-in for a dask worker): its guarded child, in a session of its
+    own like every grading process, must not run on as an orphan."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    worker = (
+        "import subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-m', 'course_utils.grading.orphan_guard', "
+        "'timeit', '-n', '1', 'import time; time.sleep(300)'], start_new_session=True)\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(300)\n"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", worker], stdout=subprocess.PIPE, text=True, env=env
+    )
+    child = int(parent.stdout.readline())
+    try:
+        time.sleep(1)
+        assert not _gone(child)
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + 60  # a hang guard; the guard polls once a second
+        while not _gone(child) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _gone(child), "the guarded process outlived the process that started it"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)

@@ -85,13 +85,14 @@ def _stop(process: subprocess.Popen) -> None:
 @contextlib.contextmanager
 def dask_cluster(folder: Path) -> Iterator[str]:
     """``dask scheduler`` and ``dask worker --nworkers 2 --nthreads 1`` on 127.0.0.1."""
-    folder.mkdir(parents=True)
+    (folder / "tmp").mkdir(parents=True)
     address = f"tcp://127.0.0.1:{_free_port()}"
     env = {
         **os.environ,
         # the workers must import this checkout's course_utils (the task checks it is the same)
         "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
         "COURSE_BUNDLE_DIR": str(folder / "bundles"),
+        "TMPDIR": str(folder / "tmp"),  # the tasks' workspaces, so the test can find them
     }
     port = address.rsplit(":", 1)[1]
     commands = {
@@ -120,23 +121,36 @@ def dask_cluster(folder: Path) -> Iterator[str]:
             _stop(process)
 
 
-def _kill_a_busy_worker(address: str, stop: threading.Event, killed: dict) -> None:
-    """SIGKILL the first worker process seen grading (a few seconds into its task)."""
+def _processes_in(folder: Path) -> dict[int, int]:
+    """{pid: parent pid} of every process whose working directory is inside ``folder``."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if Path(os.readlink(entry / "cwd")).is_relative_to(folder):
+                status = (entry / "status").read_text()
+                if "\nState:\tZ" not in status:
+                    found[int(entry.name)] = int(status.split("\nPPid:\t", 1)[1].split()[0])
+        except (OSError, IndexError):
+            continue  # gone meanwhile, or not ours to read
+    return found
+
+
+def _kill_a_grading_worker(address: str, tmp: Path, stop: threading.Event, killed: dict) -> None:
+    """SIGKILL the first worker process seen running a grading process (its child, working in a
+    task workspace under the workers' ``tmp``), while that grading runs."""
     from distributed import Client
 
     with Client(address, timeout="60s") as client:
-        pids = client.run(os.getpid)
+        pids = {pid: worker for worker, pid in client.run(os.getpid).items()}
         while not stop.is_set():
-            busy = {
-                worker: [str(k) for k in keys if str(k).startswith("course-grade-")]
-                for worker, keys in client.processing().items()
-            }
-            busy = {w: keys for w, keys in busy.items() if keys}
-            if busy:
-                time.sleep(3)  # well inside the grading: its nbgrader process is running
-                worker, keys = next(iter(busy.items()))
-                os.kill(pids[worker], signal.SIGKILL)
-                killed.update(worker=worker, pid=pids[worker], keys=keys)
+            parents = set(_processes_in(tmp).values()) & set(pids)
+            if parents:
+                pid = parents.pop()
+                keys = [str(k) for k in client.processing().get(pids[pid], ())]
+                os.kill(pid, signal.SIGKILL)
+                killed.update(worker=pids[pid], pid=pid, keys=keys)
                 return
             time.sleep(0.2)
 
@@ -162,7 +176,8 @@ def graded(tmp_path_factory: pytest.TempPathFactory):
             client.wait_for_workers(2, timeout=300)
         killed: dict = {}
         stop = threading.Event()
-        killer = threading.Thread(target=_kill_a_busy_worker, args=(address, stop, killed))
+        args = (address, base / "dask" / "tmp", stop, killed)
+        killer = threading.Thread(target=_kill_a_grading_worker, args=args, daemon=True)
         killer.start()
         result: dict = {}
 
@@ -173,13 +188,20 @@ def graded(tmp_path_factory: pytest.TempPathFactory):
                 result["error"] = error
 
         grading = threading.Thread(target=run, daemon=True)
-        grading.start()
-        grading.join(HANG_GUARD)
-        stop.set()
+        try:
+            grading.start()
+            grading.join(HANG_GUARD)
+        finally:
+            stop.set()
         killer.join(120)
         assert not grading.is_alive(), f"cluster grading still running after {HANG_GUARD} s"
+        deadline = time.monotonic() + 60  # the orphan guard polls its parent once a second
+        while _processes_in(base / "dask" / "tmp") and time.monotonic() < deadline:
+            time.sleep(0.5)
+        result["left running"] = _processes_in(base / "dask" / "tmp")
     if "error" in result:
         raise result["error"]
+    killed["left running"] = result["left running"]
     return pool_course, pool, cluster_course, result["report"], killed
 
 
@@ -189,9 +211,15 @@ def _by_student(report: GradeReport) -> dict:
 
 def test_a_worker_process_was_killed_while_grading(graded) -> None:
     *_, killed = graded
-    assert killed.get("keys"), "no worker was seen grading, so none was killed"
+    assert killed.get("pid"), "no worker was seen grading, so none was killed"
+    assert killed["keys"], "the killed worker held no grading task"
     with pytest.raises(ProcessLookupError):
         os.kill(killed["pid"], 0)
+
+
+def test_the_killed_workers_grading_did_not_run_on_as_an_orphan(graded) -> None:
+    *_, killed = graded
+    assert killed["left running"] == {}  # every task's processes ended, the killed one's too
 
 
 def test_every_grade_arrives_exactly_once(graded) -> None:

@@ -100,6 +100,8 @@ def _grade(request: Request, scratch: Path) -> Outcome:
         )
     if isinstance(prepared, Outcome):
         return prepared
+    # The same grading process, started through the guard: it dies with this worker.
+    prepared.args = ["-m", "course_utils.grading.orphan_guard", *prepared.args[1:]]
     job = worker.run(prepared)
     with _PARSING:
         return worker.finish(job)

@@ -1,8 +1,8 @@
 """``course grade --cluster``: a real dask cluster on loopback grades a class exactly like the pool.
 
 The test starts ``dask scheduler`` and ``dask worker --nworkers 2 --nthreads 1`` as subprocesses,
-grades a small class of the tiny stage on them (two solutions, one classic slip, one blank
-release), and SIGKILLs one worker process while it is grading. Every grade must still arrive
+grades a small class of the tiny stage on them (a solution, a classic slip, a blank release:
+three tasks on two workers, so one worker grades twice), and SIGKILLs one worker process while it is grading. Every grade must still arrive
 exactly once (one result, one archive entry, one gradebook submission per student) and equal what
 the local pool (``jobs=2``) gives for the same inbox.
 """
@@ -60,7 +60,6 @@ CLASS = {
     "cl_right": (solution_notebook, FULL),
     "cl_slip": (_slip, {EX1_TEST: 0.0, EX2_TEST: FULL[EX2_TEST]}),
     "cl_blank": (lambda: release_like(solution_notebook()), dict.fromkeys(FULL, 0.0)),
-    "cl_right_too": (solution_notebook, FULL),
 }
 
 

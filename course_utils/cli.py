@@ -4,7 +4,8 @@ course doctor [--full]        versions, torch build, device, datasets, extension
 course lab [--port N]         open the course in JupyterLab (what `make lab` runs)
 course release [STAGE ...]    regenerate notebooks/ from solutions/
 course check NN [PATH]        run a notebook's graded cells, one PASS/FAIL line per exercise
-course grade SUBMISSIONS      autograde a class (sandboxed, memory-capped, --jobs N, resumable)
+course grade SUBMISSIONS      autograde a class (sandboxed, memory-capped, --jobs N, resumable;
+                              --cluster ADDRESS for a dask cluster, --db URL for the gradebook)
 """
 
 from __future__ import annotations
@@ -232,6 +233,8 @@ def _grade(args: argparse.Namespace) -> int:
         isolation=args.isolation,
         progress=True,
         max_notebook_size=args.max_notebook_size,
+        cluster=args.cluster,
+        db=args.db,
     )
     for g in report.grades:
         kept = " (unchanged, kept)" if g.resumed else ""
@@ -293,6 +296,16 @@ def main(argv: list[str] | None = None) -> int:
         choices=("auto", "require", "off"),
         default="auto",
         help="bubblewrap sandbox: auto (when it works), require, off",
+    )
+    p.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="grade on a dask.distributed scheduler (tcp://host:8786) or local:N worker processes",
+    )
+    p.add_argument(
+        "--db",
+        metavar="URL",
+        help="gradebook to merge into (default sqlite:///_grading/gradebook.db; postgresql://...)",
     )
     p.add_argument("--json", action="store_true", help="also print the grades as JSON")
     p.set_defaults(run=_grade)

@@ -35,7 +35,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 import course_utils
-from course_utils.grading import lock, sandbox
+from course_utils.grading import database, lock, sandbox
 from course_utils.grading.collect import DEFAULT_MAX_NOTEBOOK_SIZE, Submission, collect
 from course_utils.grading.layout import nbgrader, stages
 from course_utils.grading.memory import DEFAULT_MEMORY_LIMIT
@@ -176,6 +176,8 @@ def grade(
     isolation: str = "auto",
     progress: bool = False,
     max_notebook_size: int = DEFAULT_MAX_NOTEBOOK_SIZE,
+    cluster: str | None = None,
+    db: str | None = None,
 ) -> GradeReport:
     """Grade every submission in ``submissions`` against the course at ``root`` (see module doc).
 
@@ -186,7 +188,10 @@ def grade(
     allocation beyond it fails inside the notebook; ``force``: regrade unchanged
     submissions too; ``isolation``: "auto" (sandbox when bubblewrap works, else say so in the
     problems), "require" (error without it) or "off"; ``max_notebook_size``: bytes a notebook may
-    have (in a zip: once inflated), larger ones are not read (``collect.py``).
+    have (in a zip: once inflated), larger ones are not read (``collect.py``); ``cluster``: a
+    dask.distributed scheduler address (``tcp://host:8786``) or ``local:N`` to grade on instead of
+    the local pool (``cluster.py``); ``db``: the gradebook URL to merge into (``database.py``;
+    default ``_grading/gradebook.db``).
     """
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")
@@ -194,7 +199,12 @@ def grade(
         raise ValueError(
             f"memory_limit is in bytes and importing torch needs about 1 GiB, got {memory_limit}"
         )
+    if cluster is not None:
+        from course_utils.grading.cluster import check_address
+
+        check_address(cluster)
     root = Path(root).resolve()
+    db_url = database.resolve(db)
     isolate, warning = _isolation(isolation)
     found, problems = collect(
         root, Path(submissions).resolve(), stages(root), max_notebook_size=max_notebook_size
@@ -214,8 +224,19 @@ def grade(
             todo.append((submission, key))
 
     work = root / "_grading" / "work"
-    templates = _prepare_stages(root, sorted({s.stage for s, _ in todo}), work, jobs)
+    templates = _prepare_stages(root, sorted({s.stage for s, _ in todo}), work, jobs, db_url)
     bar = tqdm(total=len(todo), desc="grading", unit="notebook", disable=not progress)
+    if cluster is not None:  # the same jobs on a dask.distributed cluster; nothing left to pool
+        from course_utils.grading.cluster import grade_on_cluster
+
+        def merge(submission: Submission, key: str, outcome: Outcome) -> None:
+            _finish(root, report, submission, key, outcome, db_url)
+            bar.update()
+
+        options = dict(cell_timeout=cell_timeout, notebook_timeout=notebook_timeout)
+        options.update(memory_limit=memory_limit, isolate=isolate)
+        grade_on_cluster(cluster, root, todo, templates, work / "jobs", merge, **options)
+        todo = []
     # Only the nbgrader subprocesses run in worker threads: everything that parses or compiles
     # Python (audit, nbformat, SQLAlchemy) stays in this thread (see worker.prepare).
     pool = ThreadPoolExecutor(max_workers=jobs)
@@ -236,7 +257,7 @@ def grade(
                 isolate=isolate,
             )
             if isinstance(prepared, Outcome):
-                _finish(root, report, submission, key, prepared)
+                _finish(root, report, submission, key, prepared, db_url)
                 bar.update()
             else:
                 futures[pool.submit(run, prepared)] = (submission, key)
@@ -246,7 +267,7 @@ def grade(
                 outcome = _guarded(root, submission, finish, future.result())
             except Exception as error:  # noqa: BLE001 - one submission never stops the batch
                 outcome = _failed(root, submission, error)
-            _finish(root, report, submission, key, outcome)
+            _finish(root, report, submission, key, outcome, db_url)
             bar.update()
     except KeyboardInterrupt:  # what was recorded stays; the next run grades the rest
         pool.shutdown(wait=False, cancel_futures=True)
@@ -264,7 +285,8 @@ def grade(
     report.grades.sort(key=lambda g: (g.stage, g.student))
     report.csv = write_csv(root)
     report.summary = write_summary(root, report)
-    nbgrader(root, "export", f"--to={root / '_grading' / 'gradebook_export.csv'}", check=False)
+    export = f"--to={root / '_grading' / 'gradebook_export.csv'}"
+    nbgrader(root, "export", export, *database.nbgrader_args(db_url), check=False)
     return report
 
 
@@ -288,16 +310,23 @@ def _failed(root: Path, submission: Submission, error: Exception) -> Outcome:
 
 
 def _finish(
-    root: Path, report: GradeReport, submission: Submission, key: str, outcome: Outcome
+    root: Path,
+    report: GradeReport,
+    submission: Submission,
+    key: str,
+    outcome: Outcome,
+    db_url: str | None = None,
 ) -> None:
-    result = record(root, submission, outcome, key)
+    result = record(root, submission, outcome, key, db_url)
     report.grades.append(StageGrade.from_result(result))
     if outcome.workspace is not None and outcome.status not in RETRIED:
         shutil.rmtree(outcome.workspace, ignore_errors=True)
 
 
-def _prepare_stages(root: Path, needed: list[str], work: Path, jobs: int) -> dict[str, Path]:
-    """Each needed stage in the course gradebook, and a template workspace per stage.
+def _prepare_stages(
+    root: Path, needed: list[str], work: Path, jobs: int, db_url: str | None = None
+) -> dict[str, Path]:
+    """Each needed stage in the course gradebook (``db_url``), and a template workspace per stage.
 
     Both are rebuilt only when the stage's source or nbgrader_config.py changed since the last run
     (a marker file holds their digest), so a re-run with little to grade starts at once.
@@ -305,9 +334,10 @@ def _prepare_stages(root: Path, needed: list[str], work: Path, jobs: int) -> dic
     markers = work / "assignments"
     markers.mkdir(parents=True, exist_ok=True)
     for stage in needed:  # the course gradebook: one writer at a time
-        marker, digest = markers / f"{stage}.sha256", stage_digest(root, stage)
-        gradebook = root / "_grading" / "gradebook.db"
-        if gradebook.exists() and marker.exists() and marker.read_text() == digest:
+        marker = markers / database.marker_name(stage, db_url)
+        digest = stage_digest(root, stage)
+        known = database.knows_assignment(database.course_url(root, db_url), stage)
+        if known and marker.exists() and marker.read_text() == digest:
             continue
         nbgrader(
             root,
@@ -315,6 +345,7 @@ def _prepare_stages(root: Path, needed: list[str], work: Path, jobs: int) -> dic
             stage,
             "--force",
             f"--CourseDirectory.release_directory={root / '_grading' / 'release'}",
+            *database.nbgrader_args(db_url),
         )
         marker.write_text(digest)
     with ThreadPoolExecutor(max_workers=jobs) as pool:

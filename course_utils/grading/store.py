@@ -23,6 +23,7 @@ from nbgrader.api import Gradebook, MissingEntry
 from sqlalchemy.exc import SAWarning
 
 from course_utils.grading.collect import Submission
+from course_utils.grading.database import course_url
 from course_utils.grading.feedback import CSP_META
 from course_utils.grading.worker import COURSE_ID, Outcome
 
@@ -43,8 +44,11 @@ def all_results(root: Path) -> list[dict[str, Any]]:
     return sorted(results, key=lambda r: (r["stage"], r["student"]))
 
 
-def record(root: Path, submission: Submission, outcome: Outcome, key: str) -> dict[str, Any]:
-    """Archive ``outcome``, make it the latest result, and merge it into the course gradebook."""
+def record(
+    root: Path, submission: Submission, outcome: Outcome, key: str, db_url: str | None = None
+) -> dict[str, Any]:
+    """Archive ``outcome``, make it the latest result, and merge it into the course gradebook
+    (``db_url``; default ``_grading/gradebook.db``)."""
     now = dt.datetime.now(dt.timezone.utc)
     stamp = now.strftime("%Y%m%dT%H%M%S.%fZ")
     student, stage = outcome.student, outcome.stage
@@ -91,7 +95,7 @@ def record(root: Path, submission: Submission, outcome: Outcome, key: str) -> di
     path = result_path(root, student, stage)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({**result, "history": history}, indent=1))
-    merge_into_gradebook(root, outcome)
+    merge_into_gradebook(root, outcome, db_url)
     return result
 
 
@@ -105,13 +109,14 @@ def _plain_feedback(outcome: Outcome) -> str:
     )
 
 
-def merge_into_gradebook(root: Path, outcome: Outcome) -> None:
-    """Set ``outcome``'s scores as its student's grades for its stage in ``_grading/gradebook.db``.
+def merge_into_gradebook(root: Path, outcome: Outcome, db_url: str | None = None) -> None:
+    """Set ``outcome``'s scores as its student's grades for its stage in ``_grading/gradebook.db``
+    (or the gradebook at ``db_url``: ``database.py``).
 
     The course gradebook must already know the stage (``nbgrader generate_assignment``). A tampered
     submission's notebook is flagged and its tests marked as needing a manual grade.
     """
-    db_url = f"sqlite:///{root / '_grading' / 'gradebook.db'}"
+    db_url = course_url(root, db_url)
     with warnings.catch_warnings(), Gradebook(db_url, course_id=COURSE_ID) as gradebook:
         # nbgrader's add_submission trips SQLAlchemy's autoflush warning (upstream, harmless)
         warnings.simplefilter("ignore", SAWarning)

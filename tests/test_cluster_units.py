@@ -193,6 +193,15 @@ def test_an_outcome_and_its_files_survive_the_trip(tmp_path: Path) -> None:
     assert got.feedback.name == f"{STAGE}.html" and got.feedback.read_bytes() == b"<html>"
 
 
+def _gone(pid: int) -> bool:
+    """Whether ``pid`` has exited (a zombie waiting for init to reap it counts as exited)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "\nState:\tZ" in status
+
+
 def test_the_orphan_guard_passes_exit_codes_through(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     for argv in (["timeit", "-n", "1", "pass"], ["py_compile", str(tmp_path / "missing.py")]):

@@ -91,6 +91,7 @@ def test_the_bundle_is_content_addressed_and_holds_only_what_a_job_needs(course)
         "course/nbgrader_config.py",
         f"course/solutions/{STAGE}/{NOTEBOOK}",
         f"templates/{STAGE}/_grading/gradebook.db",
+        f"templates/{STAGE}/release/{STAGE}/{NOTEBOOK}",
     ]
     (root / "nbgrader_config.py").write_text((root / "nbgrader_config.py").read_text() + "\n")
     assert bundle.build(root, templates).sha256 != first.sha256

@@ -36,7 +36,7 @@ class Bundle:
 
 def build(root: Path, templates: dict[str, Path]) -> Bundle:
     """Pack ``root``'s nbgrader config, the sources of the ``templates``' stages and each template's
-    gradebook. Same files, same bytes: entries are sorted and carry no owner or time."""
+    gradebook and release notebook. Same files, same bytes: entries are sorted and carry no owner or time."""
     files: list[tuple[str, Path]] = [(f"{COURSE}/nbgrader_config.py", root / "nbgrader_config.py")]
     for stage in sorted(templates):
         source = root / "solutions" / stage
@@ -45,6 +45,9 @@ def build(root: Path, templates: dict[str, Path]) -> Bundle:
                 files.append((f"{COURSE}/solutions/{stage}/{path.relative_to(source)}", path))
         gradebook = templates[stage] / "_grading" / "gradebook.db"
         files.append((f"{TEMPLATES}/{stage}/_grading/gradebook.db", gradebook))
+        # the student version, which edited grading metadata is restored from (metadata.py)
+        release = f"release/{stage}/{stage}.ipynb"
+        files.append((f"{TEMPLATES}/{stage}/{release}", templates[stage] / release))
     buffer = io.BytesIO()
     # mtime=0 in the gzip header too, or the digest would change with the clock
     with (

@@ -78,6 +78,8 @@ def course(tmp_path: Path) -> tuple[Path, dict[str, Path]]:
     template = tmp_path / "template"
     (template / "_grading").mkdir(parents=True)
     (template / "_grading" / "gradebook.db").write_bytes(b"not really sqlite")
+    (template / "release" / STAGE).mkdir(parents=True)
+    (template / "release" / STAGE / NOTEBOOK).write_text("{}")
     return root, {STAGE: template}
 
 

@@ -267,6 +267,15 @@ def _between(nb: NotebookNode, *sources: str) -> NotebookNode:
     return _insert_after(nb, EX1_TEST, *sources)
 
 
+def slip_notebook() -> NotebookNode:
+    """The solution with exercise 1's classic slip (``math.log10``): it loses exactly 1 point."""
+    nb = solution_notebook()
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == EX1:
+            cell.source = ex1_answer(EX1_WRONG)
+    return nb
+
+
 def release_like(nb: NotebookNode) -> NotebookNode:
     """What ``generate_assignment`` releases: solutions replaced by the stub, hidden tests removed."""
     region = re.compile(

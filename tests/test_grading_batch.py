@@ -15,17 +15,14 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbformat import NotebookNode
 
 from course_utils.grading.autograde import grade
 from tests.grading_course import (
-    EX1,
-    EX1_WRONG,
     NOTEBOOK,
     STAGE,
-    ex1_answer,
     make_grading_course,
     release_like,
+    slip_notebook,
     solution_notebook,
 )
 
@@ -34,19 +31,11 @@ CLASS_SIZE = 20
 SERIAL_SIZE = 6
 
 
-def _wrong_ex1() -> NotebookNode:
-    nb = solution_notebook()
-    for cell in nb.cells:
-        if cell.metadata.get("nbgrader", {}).get("grade_id") == EX1:
-            cell.source = ex1_answer(EX1_WRONG)
-    return nb
-
-
 def _class(folder: Path) -> dict[str, float]:
     """Write the class; returns each student's expected score."""
     kinds = [
         (solution_notebook(), 3.0),
-        (_wrong_ex1(), 2.0),
+        (slip_notebook(), 2.0),
         (release_like(solution_notebook()), 0.0),
     ]
     expected = {}
@@ -116,7 +105,7 @@ def test_rerun_keeps_unchanged_results_and_regrades_changed_ones(graded) -> None
     assert _grades(again) == _grades(parallel)
 
     nbformat.write(solution_notebook(), subs / "st02" / NOTEBOOK)  # was untouched: now right
-    nbformat.write(_wrong_ex1(), subs / "st00" / NOTEBOOK)  # was right: now one slip
+    nbformat.write(slip_notebook(), subs / "st00" / NOTEBOOK)  # was right: now one slip
     gone = subs / "st19"
     for path in gone.iterdir():
         path.unlink()

@@ -28,17 +28,15 @@ import pytest
 
 from course_utils.grading.autograde import GradeReport, grade
 from tests.grading_course import (
-    EX1,
     EX1_TEST,
-    EX1_WRONG,
     EX2_TEST,
     FULL,
     NOTEBOOK,
     REPO,
     STAGE,
-    ex1_answer,
     make_grading_course,
     release_like,
+    slip_notebook,
     solution_notebook,
 )
 
@@ -48,17 +46,9 @@ DASK = Path(sys.executable).with_name("dask")
 HANG_GUARD = 1800  # seconds; a hang guard only, never a claim about speed
 
 
-def _slip() -> nbformat.NotebookNode:
-    nb = solution_notebook()
-    for cell in nb.cells:
-        if cell.metadata.get("nbgrader", {}).get("grade_id") == EX1:
-            cell.source = ex1_answer(EX1_WRONG)
-    return nb
-
-
 CLASS = {
     "cl_right": (solution_notebook, FULL),
-    "cl_slip": (_slip, {EX1_TEST: 0.0, EX2_TEST: FULL[EX2_TEST]}),
+    "cl_slip": (slip_notebook, {EX1_TEST: 0.0, EX2_TEST: FULL[EX2_TEST]}),
     "cl_blank": (lambda: release_like(solution_notebook()), dict.fromkeys(FULL, 0.0)),
 }
 

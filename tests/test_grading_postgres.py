@@ -20,14 +20,12 @@ from course_utils.cli import main
 from course_utils.grading import database
 from course_utils.grading.layout import nbgrader
 from tests.grading_course import (
-    EX1,
     EX1_TEST,
-    EX1_WRONG,
     EX2_TEST,
     NOTEBOOK,
     STAGE,
-    ex1_answer,
     make_grading_course,
+    slip_notebook,
     solution_notebook,
 )
 from tests.postgres_server import missing_reason, private_postgres
@@ -39,20 +37,12 @@ pytestmark = [
 EXPECTED = {"pg_right": {EX1_TEST: 1.0, EX2_TEST: 2.0}, "pg_slip": {EX1_TEST: 0.0, EX2_TEST: 2.0}}
 
 
-def _slip() -> nbformat.NotebookNode:
-    nb = solution_notebook()
-    for cell in nb.cells:
-        if cell.metadata.get("nbgrader", {}).get("grade_id") == EX1:
-            cell.source = ex1_answer(EX1_WRONG)
-    return nb
-
-
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory: pytest.TempPathFactory):
     pytest.importorskip("psycopg", reason="the cluster extra (psycopg) is not installed")
     base = tmp_path_factory.mktemp("postgres")
     inbox = base / "inbox"
-    for student, nb in (("pg_right", solution_notebook()), ("pg_slip", _slip())):
+    for student, nb in (("pg_right", solution_notebook()), ("pg_slip", slip_notebook())):
         (inbox / student).mkdir(parents=True)
         nbformat.write(nb, inbox / student / NOTEBOOK)
     course = make_grading_course(base / "course")

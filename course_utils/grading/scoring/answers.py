@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from course_utils.grading.scoring import wire
+from course_utils.grading.scoring.graph import grad_inputs as _grad_inputs
 from course_utils.grading.scoring.wire import Ref
 
 MAX_GRAPHS = 64  # graphs kept for backward requests; older ones are dropped
@@ -389,29 +390,6 @@ def _module_state(module: nn.Module, replaced: list[str]) -> dict[str, Any]:
         "training": {n: m.training for n, m in module.named_modules()},
         "replaced": replaced,
     }
-
-
-def _grad_inputs(
-    args: list[Any], kwargs: dict[str, Any], extra: list[torch.Tensor] | None
-) -> list[Any]:
-    """Tensors a result's gradient flows back to, in the order the scorer lists them too."""
-    found: list[torch.Tensor] = []
-
-    def walk(value: Any, depth: int) -> None:
-        if isinstance(value, torch.Tensor):
-            if value.requires_grad:
-                found.append(value)
-        elif isinstance(value, (list, tuple)) and depth < 2:
-            for item in value:
-                walk(item, depth + 1)
-        elif isinstance(value, dict) and depth < 2:
-            for item in value.values():
-                walk(item, depth + 1)
-
-    for value in [*args, *kwargs.values()]:
-        if not isinstance(value, nn.Module):  # its parameters' gradients stay here
-            walk(value, 0)
-    return found + list(extra or [])
 
 
 def _flat_tensors(value: Any) -> list[torch.Tensor]:

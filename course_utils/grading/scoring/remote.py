@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from course_utils.grading.scoring import wire
+from course_utils.grading.scoring.graph import grad_inputs as _grad_inputs
 from course_utils.grading.scoring.wire import Pickled, Ref
 
 CALL_TIMEOUT = 60.0  # seconds one call of an answer may take before the process is restarted
@@ -643,30 +644,6 @@ def _apply_module_state(module: nn.Module, state: dict[str, Any]) -> None:
     for path, flag in dict(state.get("training", {})).items():
         if path in named:
             named[path].training = bool(flag)
-
-
-def _grad_inputs(
-    args: list[Any], kwargs: dict[str, Any], extra: list[torch.Tensor] | None
-) -> list[torch.Tensor]:
-    """The tensors a result's gradient flows back to: the same walk as ``answers._grad_inputs``."""
-    found: list[torch.Tensor] = []
-
-    def walk(value: Any, depth: int) -> None:
-        if isinstance(value, torch.Tensor):
-            if value.requires_grad:
-                found.append(value)
-        elif isinstance(value, (list, tuple)) and depth < 2:
-            for item in value:
-                walk(item, depth + 1)
-        elif isinstance(value, dict) and depth < 2:
-            for item in value.values():
-                walk(item, depth + 1)
-
-    for value in [*args, *kwargs.values()]:
-        if isinstance(value, nn.Module):
-            continue  # a module argument is pickled: its parameters' graph stays over there
-        walk(value, 0)
-    return found + list(extra or [])
 
 
 @functools.cache

@@ -482,18 +482,3 @@ def test_rank_hidden_tripwire_catches_the_score_function(capsys):
     assert_failed(
         checks.check_rank_label_errors(ranking, hidden=True), capsys, "label_error_scores"
     )
-
-
-def test_checks_are_fast(capsys):
-    import time
-
-    checks.check_rank_label_errors(explore.rank_label_errors)  # warm up meta kernels once
-    for check, fn in [
-        (checks.check_find_exact_duplicates, exact_by_bytes),
-        (checks.check_find_near_duplicates, near_centred_cosine),
-        (checks.check_rank_label_errors, rank_by_p_given),
-    ]:
-        start = time.perf_counter()
-        check(fn, hidden=True)
-        assert time.perf_counter() - start < 2.0
-    capsys.readouterr()

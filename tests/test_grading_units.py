@@ -93,7 +93,7 @@ def _run_sandboxed(tmp_path: Path, code: str) -> subprocess.CompletedProcess:
 
 
 @NEEDS_SANDBOX
-def test_sandbox_hides_the_course_and_keeps_writes_in_the_working_folder(tmp_path: Path) -> None:
+def test_sandbox_hides_the_course_and_keeps_writes_inside(tmp_path: Path) -> None:
     secret = tmp_path / "solutions" / "answer.txt"
     secret.parent.mkdir()
     secret.write_text("42")
@@ -115,9 +115,10 @@ print("cwd", os.getcwd(), "home", os.environ["HOME"])
     assert "seen" not in out, out
     assert "wrote mine.txt" in out
     assert "refused /usr/HACKED" in out, out
-    # Paths under /tmp (pytest's folders; a checkout there) are on the sandbox's private tmpfs: a
-    # write may succeed inside but never reaches the host, which is what matters:
-    assert (tmp_path / "work" / "mine.txt").exists()
+    # /submission and /tmp (pytest's folders; a checkout there) are the sandbox's private tmpfs: a
+    # write succeeds inside but never reaches the host, not even the working folder
+    # (sandbox.sandbox_argv), which is what matters:
+    assert not (tmp_path / "work" / "mine.txt").exists()
     assert not (tmp_path / "HACKED").exists() and not (REPO / "HACKED").exists()
     assert "cwd /submission home /tmp" in out  # its real path would say where the course is
 

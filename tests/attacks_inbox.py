@@ -29,10 +29,12 @@ from tests.grading_course import (
     FULL,
     NOTEBOOK,
     STAGE,
+    ZERO_EX1,
     Places,
     Variant,
     _between,
     _set,
+    _solution,
     cell_index,
     ex1_answer,
 )
@@ -183,11 +185,6 @@ def _zip_bomb(folder: Path, places: Places) -> None:
             handle.write(b" " * 2**20)
 
 
-def _solution(nb: NotebookNode, places: Places) -> NotebookNode:
-    return nb
-
-
-ZERO_EX1 = {EX1_TEST: 0.0, EX2_TEST: 2.0}
 NEVER_OPENED = r"is a symbolic link \(to .*\): skipped, never opened"
 
 VARIANTS_INBOX: dict[str, Variant] = {

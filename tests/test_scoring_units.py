@@ -332,7 +332,6 @@ def test_random_draws_follow_the_callers_global_seed(answers) -> None:
     np.random.seed(5)
     got = answers.function("draws")(4)
     assert torch.equal(got[0], expected[0]) and np.array_equal(got[1], expected[1])
-    assert not torch.equal(torch.rand(1), expected[0][:1]) or True  # the state moved on
 
 
 def test_module_arguments_come_back_changed_with_new_parameters(answers) -> None:
@@ -358,13 +357,9 @@ def test_callables_are_called_back_here(answers) -> None:
 def test_exceptions_keep_their_type_message_and_line(answers) -> None:
     with pytest.raises(ValueError, match="must be positive") as raised:
         answers.function("raises")(-1)
-    frame = raised.traceback[-1]
-    assert (
-        frame.name == "raises"
-        and frame.lineno + 1
-        == ANSWERS.splitlines().index('        raise ValueError("n must be positive")') + 1
-        or frame.name == "raises"
-    )
+    frame = raised.traceback[-1]  # pytest numbers lines from 0
+    raise_line = ANSWERS.splitlines().index('        raise ValueError("n must be positive")')
+    assert frame.name == "raises" and frame.lineno == raise_line
 
 
 def test_a_class_gives_a_mirror_that_trains_like_the_original(answers) -> None:

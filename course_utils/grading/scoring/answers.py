@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from course_utils.grading.scoring import wire
+from course_utils.grading.scoring.cells import python_source
 from course_utils.grading.scoring.graph import grad_inputs as _grad_inputs
 from course_utils.grading.scoring.wire import Ref
 
@@ -101,7 +102,7 @@ class Server:
             linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
             try:
                 with _quiet():
-                    exec(compile(_python(source), filename, "exec"), self.namespace)  # noqa: S102
+                    exec(compile(python_source(source), filename, "exec"), self.namespace)  # noqa: S102
             except BaseException as error:  # noqa: BLE001 - a broken cell is the student's problem
                 errors.append([index, f"{type(error).__name__}: {error}"[:300]])
         names = {}
@@ -562,14 +563,6 @@ def _set_rng_state(state: Any) -> None:
         torch.set_rng_state(state["torch"].to(torch.uint8))
     with contextlib.suppress(Exception):
         np.random.set_state(tuple(state["numpy"]))
-
-
-def _python(source: str) -> str:
-    try:
-        from IPython.core.inputtransformer2 import TransformerManager
-    except ImportError:  # pragma: no cover - IPython ships with the course
-        return source
-    return TransformerManager().transform_cell(source)
 
 
 @contextlib.contextmanager

@@ -45,12 +45,15 @@ class GradedTest:
 
 
 def python_source(source: str) -> str:
-    """Cell text with IPython syntax (``%magic``, ``!cmd``) turned into Python."""
+    """Cell text with IPython syntax (``%magic``, ``!cmd``) turned into Python, line numbers kept:
+    IPython drops leading blank lines, which would shift every line a message names."""
     try:
         from IPython.core.inputtransformer2 import TransformerManager
     except ImportError:  # pragma: no cover - IPython ships with the course
         return source
-    return TransformerManager().transform_cell(source)
+    transformed = TransformerManager().transform_cell(source)
+    blank = len(source) - len(source.lstrip("\n"))
+    return "\n" * (blank - (len(transformed) - len(transformed.lstrip("\n")))) + transformed
 
 
 def _parse(source: str) -> ast.Module | None:
@@ -101,7 +104,6 @@ def _check_calls(tree: ast.Module) -> list[CheckCall]:
             except ValueError:
                 continue
         calls.append(CheckCall(name, node.args[0].id, options))
-    calls.sort(key=lambda c: 0)  # ast.walk order is breadth-first; keep it stable
     return calls
 
 

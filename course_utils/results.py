@@ -5,8 +5,9 @@
 ``nbgrader_config.py``, found from the working directory upwards), else ``~/.cache/the-recipe/results``.
 Under nbgrader (``NBGRADER_EXECUTION``) training is shrunk, so nothing is saved.
 
-A ledger row is a dict with ``rule``, ``experiment``, ``measured`` and ``verdict``; stages put them in the
-``"ledger"`` list of their numbers and ``load_ledger`` gathers them in stage order.
+A ledger row is a dict with ``rule``, ``experiment``, ``measured``, ``effect`` and ``verdict``, the last two
+made by ``course_utils.evidence`` (``Comparison.ledger``); stages put them in the ``"ledger"`` list of
+their numbers and ``load_ledger`` gathers them in stage order.
 """
 
 from __future__ import annotations
@@ -68,12 +69,16 @@ def load_ledger(dataset: str, folder: Path | None = None) -> list[dict[str, Any]
 
 
 def ledger_markdown(rows: list[dict[str, Any]]) -> str:
-    """The ledger as a Markdown table: stage | rule | experiment | measured | verdict."""
-    lines = ["| stage | rule | experiment | measured | verdict |", "|---|---|---|---|---|"]
+    """The ledger as a Markdown table: stage | rule | experiment | measured | effect (95% interval) |
+    verdict. A row without an ``effect`` (not yet measured through ``course_utils.evidence``) shows "-"."""
+    lines = [
+        "| stage | rule | experiment | measured | effect (95% interval) | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
     for row in rows:
         cells = [
-            str(row.get(k, "")).replace("|", "/")
-            for k in ("stage", "rule", "experiment", "measured", "verdict")
+            str(row.get(k) or "-").replace("|", "/")
+            for k in ("stage", "rule", "experiment", "measured", "effect", "verdict")
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -64,8 +64,10 @@ JOBS ?= 1
 grade: $(STAMP)
 	$(BIN)/course grade $(SUBMISSIONS) --jobs $(JOBS)
 
-## Time every solutions notebook, the reference ops and the group-norm routes; rewrite benchmarks/*.md.
+## Time every solutions notebook, the reference ops and the group-norm routes; rewrite benchmarks/*.md;
+## print the notebooks' code-cell lengths against the readability goal.
 bench: $(STAMP)
+	$(BIN)/python benchmarks/cell_stats.py
 	$(BIN)/python benchmarks/bench_notebooks.py
 	$(BIN)/python benchmarks/bench_ops.py
 	$(BIN)/python benchmarks/bench_group_norm_routes.py

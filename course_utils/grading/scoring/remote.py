@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from course_utils.grading.lifetime import die_with_parent
 from course_utils.grading.scoring import wire
 from course_utils.grading.scoring.graph import grad_inputs as _grad_inputs
 from course_utils.grading.scoring.wire import Pickled, Ref
@@ -175,6 +176,7 @@ class AnswerProcess:
             env=self.env,
             cwd=self.cwd,
             start_new_session=True,
+            preexec_fn=die_with_parent(),  # lifetime.py: it goes with whoever started it
         )
         os.close(to_child_r)
         os.close(from_child_w)

@@ -18,9 +18,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import io
-import json
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,40 +26,9 @@ import nbformat
 
 from course_utils.grading.scoring.cells import GradedTest, answer_slice, graded_tests, python_source
 from course_utils.grading.scoring.remote import AnswerProcess, AnswerProcessError
+from course_utils.grading.scoring.sheet import HEADER, ScoreSheet, TestScore
 
-HEADER = "Scored by the trusted grader, outside your notebook:"
-
-
-@dataclass
-class TestScore:
-    """One test cell: its points, what it scored and the checks' lines."""
-
-    grade_id: str
-    points: float
-    score: float
-    lines: list[str] = field(default_factory=list)
-
-
-@dataclass
-class ScoreSheet:
-    """Every test cell of one submission, and notes for the instructor."""
-
-    tests: list[TestScore] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    flagged: bool = False  # scored, but worth a look by hand (see ``dynamic_lookups``)
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=1)
-
-    @classmethod
-    def from_json(cls, text: str) -> ScoreSheet:
-        data = json.loads(text)
-        tests = [TestScore(**t) for t in data["tests"]]
-        return cls(tests, list(data["notes"]), data["seconds"], bool(data.get("flagged")))
-
-    def scores(self) -> dict[str, float]:
-        return {t.grade_id: t.score for t in self.tests}
+__all__ = ["HEADER", "ScoreSheet", "TestScore", "answer_process", "score_submission"]
 
 
 def score_submission(

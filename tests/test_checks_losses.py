@@ -614,3 +614,82 @@ def test_checks_report_an_answer_that_raises_without_raising(check, capsys):
     result, text = run(check, broken, capsys, hidden=True)
     assert not result
     assert "raised RuntimeError: boom" in text
+
+
+# --- gradients: right values, wrong gradient -------------------------------------------------------
+
+GRADIENT = "the values are right but the gradient is not"
+
+
+def focal_factor_under_no_grad(x, y, alpha=0.25, gamma=2.0):
+    p, ce, p_t, alpha_t = _focal_parts(x, y, alpha)
+    with torch.no_grad():
+        factor = (1 - p_t) ** gamma
+    return alpha_t * factor * ce
+
+
+def focal_value_with_bce_gradient(x, y, alpha=0.25, gamma=2.0):
+    ce = F.binary_cross_entropy_with_logits(x, y, reduction="none")
+    return ce + (focal_reference(x, y, alpha, gamma) - ce).detach()
+
+
+def _log_softmax_detached_normaliser(x):
+    return x - torch.logsumexp(x, dim=1, keepdim=True).detach()
+
+
+def smoothing_detached_normaliser(x, y, eps):
+    c = x.shape[1]
+    q = (1 - eps) * _onehot(x, y) + eps / c
+    return -(q * _log_softmax_detached_normaliser(x)).sum(dim=1).mean()
+
+
+def distill_detached_normaliser(s, t, T):
+    log_q = _log_softmax_detached_normaliser(s / T)
+    return T**2 * F.kl_div(log_q, F.softmax(t / T, 1), reduction="batchmean")
+
+
+@pytest.mark.parametrize(
+    ("check", "fn"),
+    [
+        (check_focal_loss, focal_factor_under_no_grad),
+        (check_focal_loss, focal_value_with_bce_gradient),
+        (check_label_smoothing, smoothing_detached_normaliser),
+        (check_distillation_loss, distill_detached_normaliser),
+    ],
+)
+def test_an_answer_with_the_right_values_and_a_wrong_gradient_fails(check, fn, capsys):
+    assert_fails_with(check, fn, GRADIENT, capsys)
+
+
+# --- the caller's inputs changed in place ---------------------------------------------------------
+
+IN_PLACE = "changes its input in place"
+
+
+def focal_targets_flipped_in_place(x, y, alpha=0.25, gamma=2.0):
+    loss = focal_reference(x, y, alpha, gamma)
+    y.mul_(2).sub_(1)  # "to +-1 for later": the caller's targets are gone
+    return loss
+
+
+def smoothing_logits_shifted_in_place(x, y, eps):
+    with torch.no_grad():
+        x -= x.max(dim=1, keepdim=True).values  # "for stability", on the caller's logits
+    return smoothing_reference(x, y, eps)
+
+
+def distill_teacher_scaled_in_place(s, t, T):
+    t /= T  # the teacher's logits divided in the caller's tensor
+    return T**2 * F.kl_div(F.log_softmax(s / T, 1), F.softmax(t, 1), reduction="batchmean")
+
+
+@pytest.mark.parametrize(
+    ("check", "fn", "name"),
+    [
+        (check_focal_loss, focal_targets_flipped_in_place, "targets"),
+        (check_label_smoothing, smoothing_logits_shifted_in_place, "logits"),
+        (check_distillation_loss, distill_teacher_scaled_in_place, "teacher_logits"),
+    ],
+)
+def test_an_answer_that_changes_its_input_in_place_fails(check, fn, name, capsys):
+    assert_fails_with(check, fn, f"{IN_PLACE} ({name})", capsys)

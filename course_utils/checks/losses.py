@@ -114,6 +114,62 @@ def _expect_differentiable(report: Report, got: object) -> None:
         report.fail(f"the values are right but {DETACHED_HINT}")
 
 
+INPLACE_HINT = (
+    "changes its input in place ({names}): the caller's tensors must come back as they were "
+    "(write x = x * 2, not x *= 2, x.mul_(2) or x[mask] = ...; clone() first if you must)"
+)
+
+
+def _expect_inputs_unchanged(
+    report: Report, inputs: dict[str, tuple[object, torch.Tensor]]
+) -> None:
+    """Fail if any tensor handed to the learner (name: (given, copy kept aside)) was changed."""
+    changed = [
+        name
+        for name, (given, kept) in inputs.items()
+        if isinstance(given, torch.Tensor)
+        and given.device.type != "meta"
+        and not torch.equal(given.detach(), kept)
+    ]
+    if changed:
+        report.fail(INPLACE_HINT.format(names=", ".join(changed)))
+
+
+GRADIENT_HINT = (
+    "the values are right but the gradient is not: part of the loss (a weight, a normaliser, a "
+    "target) is computed under torch.no_grad() or from a .detach()ed tensor, so autograd misses "
+    "how it depends on the input; keep every term that depends on the input in the graph"
+)
+
+
+def _expect_gradient(
+    report: Report,
+    got: torch.Tensor,
+    given: torch.Tensor,
+    reference: Callable[[torch.Tensor], torch.Tensor],
+    *,
+    seed: int,
+    rtol: float = 1e-4,
+    atol: float = 1e-5,
+) -> None:
+    """Fail unless d<got, u>/d``given`` equals the float64 ``reference``'s, for a random upstream
+    gradient u (a vector-Jacobian product, as ``loss.backward()`` computes in training).
+
+    ``given`` is the tensor handed to the learner; the tolerances are the value's, ten times looser.
+    """
+    upstream = torch.randn(tuple(got.shape), generator=_generator(seed), dtype=torch.float64)
+    (grad,) = torch.autograd.grad(got, given, upstream.to(got.dtype), allow_unused=True)
+    x64 = given.detach().to("cpu", torch.float64).requires_grad_()
+    (expected,) = torch.autograd.grad(reference(x64), x64, upstream)
+    got_grad = (
+        torch.zeros_like(expected) if grad is None else grad.detach().to("cpu", torch.float64)
+    )
+    scale = max(1.0, float(expected.abs().max())) if expected.numel() else 1.0
+    if not torch.allclose(got_grad, expected, rtol=10 * rtol, atol=10 * atol * scale):
+        worst = float((got_grad - expected).abs().max())
+        report.fail(f"{GRADIENT_HINT} (largest difference in the gradient: {worst:.3g})")
+
+
 def _run_on_meta(
     report: Report, call: Callable[[], object], expected_shape: tuple[int, ...]
 ) -> None:
@@ -271,7 +327,9 @@ def _focal_case(
     atol: float = 1e-5,
 ) -> None:
     expected = ref.sigmoid_focal_loss(x.double(), y.double(), alpha, gamma)
-    got = learner_fn(x.clone().requires_grad_(), y.clone(), alpha, gamma)
+    given, given_y = x.clone().requires_grad_(), y.clone()
+    got = learner_fn(given, given_y, alpha, gamma)
+    _expect_inputs_unchanged(report, {"logits": (given, x), "targets": (given_y, y)})
     variants = list(_focal_variants(x, y, alpha, gamma))
     got64 = _as_cpu64(got)
     unmatched = _matching_hint(got, variants, rtol, atol) is None
@@ -294,6 +352,16 @@ def _focal_case(
         atol=atol,
     )
     _expect_differentiable(report, got)
+    y64 = y.double()
+    _expect_gradient(
+        report,
+        got,
+        given,
+        lambda x64: ref.sigmoid_focal_loss(x64, y64, alpha, gamma),
+        seed=x.numel(),
+        rtol=rtol,
+        atol=atol,
+    )
 
 
 def _binary_targets(shape: tuple[int, ...], rate: float, gen: torch.Generator) -> torch.Tensor:
@@ -313,6 +381,9 @@ def check_focal_loss(learner_fn: LearnerFn, *, hidden: bool = False) -> CheckRes
     alpha = -1 ("no weighting") is not part of it and is not tested. Hidden: alpha = 0 and 1 in
     float64, all-negative and all-positive targets, gamma = 0.5, and no call of
     torchvision.ops.sigmoid_focal_loss or course_utils.losses.
+
+    Every value case also compares the gradient with the float64 reference's (for a random
+    upstream gradient) and checks that the inputs come back unchanged.
     """
     report = Report("focal_loss")
     gen = _generator(1708)
@@ -440,7 +511,9 @@ def _smoothing_case(
     atol: float = 1e-5,
 ) -> None:
     expected = ref.label_smoothing_cross_entropy(x.double(), y, eps)
-    got = learner_fn(x.clone().requires_grad_(), y.clone(), eps)
+    given, given_y = x.clone().requires_grad_(), y.clone()
+    got = learner_fn(given, given_y, eps)
+    _expect_inputs_unchanged(report, {"logits": (given, x), "targets": (given_y, y)})
     _compare(
         report,
         got,
@@ -453,6 +526,15 @@ def _smoothing_case(
         atol=atol,
     )
     _expect_differentiable(report, got)
+    _expect_gradient(
+        report,
+        got,
+        given,
+        lambda x64: ref.label_smoothing_cross_entropy(x64, y, eps),
+        seed=x.numel(),
+        rtol=rtol,
+        atol=atol,
+    )
 
 
 def check_label_smoothing(learner_fn: LearnerFn, *, hidden: bool = False) -> CheckResult:
@@ -465,6 +547,9 @@ def check_label_smoothing(learner_fn: LearnerFn, *, hidden: bool = False) -> Che
     target); logits 200 apart (finite values); meta tensors. Hidden: C = 2, a single sample,
     float64 with C = 100, every sample of one class, and no ``label_smoothing=`` nor call of
     course_utils.losses.
+
+    Every value case also compares the gradient with the float64 reference's (for a random
+    upstream gradient) and checks that the inputs come back unchanged.
     """
     report = Report("label_smoothing")
     gen = _generator(1512)
@@ -709,7 +794,9 @@ def _distillation_case(
     atol: float = 1e-5,
 ) -> None:
     expected = ref.distillation_loss(s.double(), t.double(), temperature=temperature)
-    got = learner_fn(s.clone().requires_grad_(), t.clone(), temperature)
+    given, given_t = s.clone().requires_grad_(), t.clone()
+    got = learner_fn(given, given_t, temperature)
+    _expect_inputs_unchanged(report, {"student_logits": (given, s), "teacher_logits": (given_t, t)})
     variants = _distillation_variants(s, t, temperature)
     if nonfinite_hint != DISTILLATION_SWAPPED:
         variants = [v for v in variants if v[0] != DISTILLATION_SWAPPED]
@@ -725,6 +812,16 @@ def _distillation_case(
         atol=atol,
     )
     _expect_differentiable(report, got)
+    t64 = t.double()
+    _expect_gradient(
+        report,
+        got,
+        given,
+        lambda s64: ref.distillation_loss(s64, t64, temperature=temperature),
+        seed=s.numel(),
+        rtol=rtol,
+        atol=atol,
+    )
 
 
 def check_distillation_loss(learner_fn: LearnerFn, *, hidden: bool = False) -> CheckResult:
@@ -736,6 +833,9 @@ def check_distillation_loss(learner_fn: LearnerFn, *, hidden: bool = False) -> C
     (finite values); meta tensors. Hidden: T = 0.5, a single two-class sample, float64 with
     C = 100, identical student and teacher (loss 0), and no call of
     course_utils.losses.distillation_loss.
+
+    Every value case also compares the gradient with the float64 reference's (for a random
+    upstream gradient) and checks that the inputs come back unchanged.
     """
     report = Report("distillation_loss")
     gen = _generator(1503)

@@ -6,9 +6,10 @@ scratch on a ``LocalCluster`` of N single-threaded worker processes. The script 
 grades differ from the 1-worker run's. It also times the client's serial part: merging each result
 into the gradebook (``autograde._finish``), which no number of workers speeds up.
 
-The projection: ``students x stages`` gradings of the measured core-seconds each (the 1-worker run's
-mean worker-side seconds per notebook, scaled to the six stages' mean by the one-submission autograde
-times of ``benchmarks/notebooks.md``), spread over ``cores`` single-threaded workers, against the
+The projection: ``students x stages`` gradings of the measured CPU seconds each (the 1-worker run's
+busy CPU seconds of the whole machine during the run, per submission: every process of a grading,
+and the run's own set-up, so an upper bound; scaled to the six stages' mean by the one-submission autograde times of
+``benchmarks/notebooks.md``), spread over ``cores`` cores, against the
 serial merge floor (``gradings x`` the measured merge seconds). Neither counts data transfer (a
 submission is ~100 kB) nor stragglers.
 
@@ -37,6 +38,7 @@ from course_utils.grading import autograde, sandbox  # noqa: E402
 from tests.course_dir import make_course  # noqa: E402
 
 BEGIN, END = "<!-- bench:cluster -->", "<!-- /bench:cluster -->"
+IDLE_WINDOW = 5.0  # seconds of /proc/stat before the runs: is anything else using the cores?
 
 
 def time_cluster(stage: str, students: int, workers: int, tmp: Path) -> dict:
@@ -54,9 +56,10 @@ def time_cluster(stage: str, students: int, workers: int, tmp: Path) -> dict:
 
     autograde._finish = timed_finish
     try:
-        start = time.perf_counter()
+        start, busy_start = time.perf_counter(), machine_busy_seconds()
         report = autograde.grade(course, base / "subs", cluster=f"local:{workers}")
         seconds = time.perf_counter() - start
+        busy = machine_busy_seconds() - busy_start
     finally:
         autograde._finish = finish
     results = [json.loads(p.read_text()) for p in (course / "_grading" / "results").glob("*/*")]
@@ -64,8 +67,21 @@ def time_cluster(stage: str, students: int, workers: int, tmp: Path) -> dict:
         "seconds": seconds,
         "grades": {(g.student, g.stage): (g.score, g.cells, g.status) for g in report.grades},
         "each": statistics.mean(r["seconds"] for r in results),
+        "cpu": busy / students,
         "merge": statistics.mean(merges),
     }
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds this machine has spent not idle since boot, all cores (Linux ``/proc/stat``).
+
+    The difference over a run counts every process of the grading (job, sandboxed kernel, scorer,
+    answer process, dask worker and client), which per-process accounting cannot: the kernel runs
+    in a PID namespace of its own, whose CPU time never reaches the job's ``RUSAGE_CHILDREN``.
+    """
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def stage_scale(stage: str) -> tuple[float, str]:
@@ -93,6 +109,9 @@ def main() -> None:
     parser.add_argument("--cores", type=int, default=64)
     args = parser.parse_args()
     runs = {}
+    before = machine_busy_seconds()
+    time.sleep(IDLE_WINDOW)
+    cores_busy = (machine_busy_seconds() - before) / IDLE_WINDOW  # other work, before we start
     with tempfile.TemporaryDirectory() as tmp_name:
         for workers in args.workers:
             runs[workers] = time_cluster(args.stage, args.students, workers, Path(tmp_name))
@@ -101,11 +120,11 @@ def main() -> None:
     same = all(run["grades"] == first["grades"] for run in runs.values())
 
     scale, source = stage_scale(args.stage)
-    core_seconds = first["each"] * scale
+    core_seconds = first["cpu"] * scale
     gradings = args.class_size * args.stages
     compute = gradings * core_seconds / args.cores
     merge = gradings * statistics.mean(run["merge"] for run in runs.values())
-    load = os.getloadavg()[0]
+    busy = cores_busy > 0.25
     machine = f"{platform.system()} {platform.machine()}, {os.cpu_count()} logical CPUs"
     lines = [
         BEGIN,
@@ -118,8 +137,15 @@ def main() -> None:
         f"({'on' if sandbox.available() else 'NOT available here'}). Wall-clock includes starting "
         "the cluster, the stage's gradebook entries and the bundle upload.",
         "",
-        f"Machine: {machine}; {time.strftime('%Y-%m-%d %H:%M')}; load average {load:.1f} when "
-        "the last run ended (other work shared these cores, so treat the times as upper bounds).",
+        f"Machine: {machine}; {time.strftime('%Y-%m-%d %H:%M')}; {cores_busy:.2f} cores busy in the "
+        f"{IDLE_WINDOW:g} s before the first run"
+        + (
+            " (other work shared these cores, so treat the times as upper bounds)."
+            if busy
+            else " (nothing else ran). One grading keeps two processes busy at once (the kernel "
+            "and the trusted scorer with its answer process), so one worker already uses more "
+            "than one core, and more workers than cores only queue."
+        ),
         "",
         "| workers | wall-clock s | s per submission (class) | mean s per notebook (worker) "
         "| merge s per result (client) | speed-up |",
@@ -137,8 +163,9 @@ def main() -> None:
         "",
         f"**Projection: {args.class_size:,} students x {args.stages} stages on {args.cores} cores.** "
         f"{gradings:,} gradings of {core_seconds:.1f} core-seconds each (the 1-worker run's "
-        f"{first['each']:.1f} s per notebook x {scale:.2f}; {source}) on {args.cores} "
-        f"single-threaded workers: **{compute / 3600:.2f} h** of grading. The client merges "
+        f"{first['cpu']:.1f} busy CPU seconds of the machine per submission, set-up included, x "
+        f"{scale:.2f}; {source}) "
+        f"on {args.cores} cores: **{compute / 3600:.2f} h** of grading. The client merges "
         f"results one at a time at the measured {merge / gradings:.3f} s each, {merge / 3600:.2f} h "
         f"in all, while the workers grade, so the class takes about "
         f"**{max(compute, merge) / 3600:.2f} h** (the larger of the two), against "

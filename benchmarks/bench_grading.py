@@ -171,6 +171,10 @@ def main() -> None:
         f"Same grades with --jobs 1 and --jobs {args.jobs}: **{'yes' if same else 'NO'}** "
         f"({len(grades1)} submissions compared, score and every test cell).",
         "",
+        "One grading keeps two processes busy at once: the sandboxed kernel runs the notebook while "
+        "the trusted scorer and its answer process score the answers, so `--jobs 1` already uses "
+        "more than one core, and on a machine with few cores `--jobs N` gains less than N times.",
+        "",
         "What every submission pays before student code runs (medians):",
         "",
         "| step | s |",

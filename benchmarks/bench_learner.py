@@ -129,8 +129,8 @@ def main() -> int:
         "",
         f"Measured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} CPU cores ({platform.machine()}), "
         f"torch {torch.__version__}, by `benchmarks/bench_learner.py` (one cold run each, wall time, "
-        "the machine shared with other work: 'load' is the 1-minute load average when the row started; "
-        "above the core count every number stretches). Notebook: the release with every exercise "
+        "'load' is the 1-minute load average when the row started, other work included; above the "
+        "core count every number stretches). Notebook: the release with every exercise "
         "answered.",
         "",
         f"`course doctor`: **{doctor:.1f} s** ({verdict(doctor, DOCTOR_BUDGET_S)}, load {load:.1f}); "

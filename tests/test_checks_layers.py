@@ -435,6 +435,7 @@ def forget_rewrite(lstm, value=1.0):
                 b_ih.add_(b_hh)
                 b_hh.zero_()
                 b_ih[hidden : 2 * hidden] = value
+    return lstm
 
 
 def _fill(lstm, value, rows, vectors=("bias_ih",), keep=lambda name: True):
@@ -502,6 +503,7 @@ def forget_cpu_tensor(lstm, value=1.0):
                 p.copy_(torch.cat([p[:hidden], torch.full((hidden,), value), p[2 * hidden :]]))
             elif name.startswith("bias_hh"):
                 p[hidden : 2 * hidden] = 0.0
+    return lstm
 
 
 def forget_calls_reference(lstm, value=1.0):
@@ -554,7 +556,7 @@ class TestCheckLstmForgetBias:
 
 
 def final_bias_reference(layer, priors):
-    ref_init.init_final_bias_from_priors(layer, priors, weight_scale=0.01)
+    return ref_init.init_final_bias_from_priors(layer, priors, weight_scale=0.01)
 
 
 def final_bias_rewrite(layer, priors):
@@ -565,6 +567,7 @@ def final_bias_rewrite(layer, priors):
         else:
             layer.bias.copy_(torch.log(p / p.sum()))
         layer.weight.zero_()
+    return layer
 
 
 def _bias_answer(formula):
@@ -593,6 +596,7 @@ def final_bias_cpu_data(layer, priors):
     p = torch.as_tensor(priors, dtype=torch.float32)
     layer.bias.data = torch.log(p / p.sum())  # replaces the storage with a CPU tensor
     layer.weight.data.mul_(0.0)
+    return layer
 
 
 def final_bias_calls_reference(layer, priors):
@@ -644,3 +648,50 @@ def test_checks_restore_the_thread_count(capsys):
     threads = torch.get_num_threads()
     _run(check_group_norm, gn_rewrite, capsys)
     assert torch.get_num_threads() == threads
+
+
+# --- contracts: the same parameter objects, the module returned ------------------------------------
+
+REPLACED = "replaced by new tensors"
+NOT_RETURNED = "should return the module it was given"
+
+
+def final_bias_new_parameter(layer, priors):
+    p = torch.as_tensor(priors, dtype=layer.bias.dtype)
+    layer.bias = nn.Parameter(
+        torch.log(p / p.sum())
+    )  # an optimizer built earlier keeps the old one
+    with torch.no_grad():
+        layer.weight.mul_(0.01)
+    return layer
+
+
+def final_bias_no_return(layer, priors):
+    final_bias_reference(layer, priors)
+
+
+def forget_new_parameters(lstm, value=1.0):
+    hidden = lstm.hidden_size
+    for name, param in list(lstm.named_parameters()):
+        if name.startswith(("bias_ih", "bias_hh")):
+            fresh = param.detach().clone()
+            fresh[hidden : 2 * hidden] = value if name.startswith("bias_ih") else 0.0
+            setattr(lstm, name, nn.Parameter(fresh))
+    return lstm
+
+
+def forget_no_return(lstm, value=1.0):
+    ref_init.set_lstm_forget_bias(lstm, value)
+
+
+@pytest.mark.parametrize(
+    ("check", "answer", "needle"),
+    [
+        (check_final_bias_init, final_bias_new_parameter, f"bias {REPLACED}"),
+        (check_final_bias_init, final_bias_no_return, NOT_RETURNED),
+        (check_lstm_forget_bias, forget_new_parameters, REPLACED),
+        (check_lstm_forget_bias, forget_no_return, NOT_RETURNED),
+    ],
+)
+def test_an_init_that_breaks_its_contract_fails(check, answer, needle, capsys):
+    _assert_fail(_run(check, answer, capsys), needle)

@@ -973,6 +973,30 @@ def _forget_bias_hint(
     return None
 
 
+REPLACED_PARAMETER_HINT = (
+    "{names} replaced by new tensors: an optimizer built before the call still holds the old ones "
+    "and would train parameters the model no longer uses; change the values in place "
+    "(with torch.no_grad(): p.copy_(...) or p[...].fill_(...))"
+)
+
+
+def _expect_same_parameters(
+    report: Report, module: nn.Module, before: dict[str, torch.Tensor]
+) -> None:
+    """Fail if any parameter object of ``module`` is not the one it had (``before``: name -> param)."""
+    now = dict(module.named_parameters())
+    replaced = [name for name, param in before.items() if now.get(name) is not param]
+    if replaced:
+        report.fail(REPLACED_PARAMETER_HINT.format(names=", ".join(replaced)))
+
+
+def _expect_returns_module(report: Report, returned: object, module: nn.Module, what: str) -> None:
+    report.expect(
+        returned is module,
+        f"{what} should return the module it was given (so calls chain), got {describe(returned)}",
+    )
+
+
 def _check_lstm_after(
     report: Report,
     lstm: nn.Module,
@@ -1056,16 +1080,16 @@ def check_lstm_forget_bias(learner_fn: Callable[..., Any], *, hidden: bool = Fal
                 lstm = make()
             before_raw = _snapshot(lstm)
             before = ref_init.effective_gate_biases(lstm)
+            params = dict(lstm.named_parameters())
             with (
                 _guard(hidden, FORGET_BIAS_BANNED),
                 _seeded_rng(200 + index),
                 _known_errors(report, {"leaf Variable": NO_GRAD_HINT}),
             ):
-                if value is None:
-                    learner_fn(lstm)
-                else:
-                    learner_fn(lstm, value)
+                returned = learner_fn(lstm) if value is None else learner_fn(lstm, value)
             _check_lstm_after(report, lstm, before_raw, before, 1.0 if value is None else value)
+            _expect_same_parameters(report, lstm, params)
+            _expect_returns_module(report, returned, lstm, "set_forget_bias")
 
     with report.case("runs on a meta-device nn.LSTM(4, 6, num_layers=2, bidirectional=True)"):
         lstm = nn.LSTM(4, 6, num_layers=2, bidirectional=True, device="meta")
@@ -1187,11 +1211,12 @@ def check_final_bias_init(
             reference = ref_init.init_final_bias_from_priors(copy.deepcopy(layer), priors)
             priors_t = torch.as_tensor(priors, dtype=torch.float64)
             bias_param = layer.bias
+            params = dict(layer.named_parameters())
             with (
                 _guard(hidden, FINAL_BIAS_BANNED),
                 _known_errors(report, {"leaf Variable": NO_GRAD_HINT}),
             ):
-                learner_fn(layer, priors)
+                returned = learner_fn(layer, priors)
             report.expect(
                 isinstance(layer.bias, nn.Parameter) and layer.bias.requires_grad,
                 "layer.bias is no longer a trainable nn.Parameter; change it in place",
@@ -1218,6 +1243,8 @@ def check_final_bias_init(
                     "Looks like: weights left at their default scale; scale them down (e.g. "
                     "layer.weight.mul_(0.01)) or zero them so the bias sets the first predictions"
                 )
+            _expect_same_parameters(report, layer, params)
+            _expect_returns_module(report, returned, layer, "init_final_bias")
 
     run_case(
         "4 classes, priors tensor([0.1, 0.2, 0.3, 0.4])", 32, 4, torch.tensor([0.1, 0.2, 0.3, 0.4])

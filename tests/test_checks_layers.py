@@ -695,3 +695,29 @@ def forget_no_return(lstm, value=1.0):
 )
 def test_an_init_that_breaks_its_contract_fails(check, answer, needle, capsys):
     _assert_fail(_run(check, answer, capsys), needle)
+
+
+# --- the library's name in a comment, a string or a variable is not a call --------------------------
+
+
+def gn_mentioning_the_library(x, num_groups, weight, bias, eps=1e-5):
+    # the same numbers as F.group_norm(x, num_groups, weight, bias, eps), written by hand
+    note = "not nn.GroupNorm(...) nor torch.group_norm(...)"  # noqa: F841
+    group_norm = gn_rewrite  # a local name that happens to be the library's
+    return group_norm(x, num_groups, weight, bias, eps)
+
+
+def dropout_mentioning_the_library(x, keep_prob, training=True):
+    # F.dropout(x, 1 - keep_prob) would do this; the exercise is to write it
+    return dropout_rewrite(x, keep_prob, training)
+
+
+@pytest.mark.parametrize(
+    ("check", "answer"),
+    [
+        (check_group_norm, gn_mentioning_the_library),
+        (check_dropout, dropout_mentioning_the_library),
+    ],
+)
+def test_an_answer_that_only_mentions_the_library_passes_hidden(check, answer, capsys):
+    _assert_pass(_run(check, answer, capsys, hidden=True))

@@ -693,3 +693,33 @@ def distill_teacher_scaled_in_place(s, t, T):
 )
 def test_an_answer_that_changes_its_input_in_place_fails(check, fn, name, capsys):
     assert_fails_with(check, fn, f"{IN_PLACE} ({name})", capsys)
+
+
+# --- the library's name in a comment, a string or a variable is not a call --------------------------
+
+
+def focal_mentioning_the_library(x, y, alpha=0.25, gamma=2.0):
+    # the same numbers as torchvision.ops.sigmoid_focal_loss(x, y, alpha, gamma)
+    return focal_reference(x, y, alpha, gamma)
+
+
+def smoothing_with_a_variable_named_label_smoothing(x, y, eps):
+    label_smoothing = eps  # a variable, not F.cross_entropy(..., label_smoothing=...)
+    return smoothing_reference(x, y, label_smoothing)
+
+
+def smoothing_with_the_keyword_in_a_string(x, y, eps):
+    _ = "F.cross_entropy(x, y, label_smoothing=eps) would be the library's version"
+    return smoothing_reference(x, y, eps)
+
+
+@pytest.mark.parametrize(
+    ("check", "fn"),
+    [
+        (check_focal_loss, focal_mentioning_the_library),
+        (check_label_smoothing, smoothing_with_a_variable_named_label_smoothing),
+        (check_label_smoothing, smoothing_with_the_keyword_in_a_string),
+    ],
+)
+def test_an_answer_that_only_mentions_the_library_passes_hidden(check, fn, capsys):
+    assert_passes(check, fn, capsys, hidden=True)

@@ -1,17 +1,19 @@
 """Guards the checks use: no calling the reference, and the right device.
 
-``reference_calls(fn, banned)`` finds calls of banned functions in the learner's answer, both in the
-source text (catches ``from torchvision.ops import sigmoid_focal_loss`` at the top of the notebook) and at
-run time (the banned attributes are swapped for tripwires while the answer runs).
+``banned_names_in_source(fn, banned)`` finds calls of banned functions in the learner's answer's
+syntax tree (calls only: a comment or a variable that mentions the name is not a call), and
+``tripwires(banned)`` catches them at run time (the banned attributes are swapped for tripwires while
+the answer runs), which also covers a call reached through an alias.
 """
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import functools
 import importlib
 import inspect
-import re
+import textwrap
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -29,21 +31,53 @@ def _source(fn: Callable[..., Any]) -> str:
         return ""
 
 
-def banned_names_in_source(fn: Callable[..., Any], banned: list[str]) -> list[str]:
-    """The dotted names in ``banned`` whose last part is called in ``fn``'s source text.
+def _calls_in_source(fn: Callable[..., Any]) -> tuple[set[str], set[str]]:
+    """(the names called, the keyword names passed) in ``fn``'s source, read from its syntax tree.
 
-    ``"torch.nn.functional.group_norm"`` matches ``F.group_norm(``, ``group_norm(`` or
-    ``nn.GroupNorm(`` if the latter is banned too. Class methods of modules are searched through
-    ``inspect.getsource`` of the class.
+    A call counts by its last name: ``F.group_norm(...)`` and ``group_norm(...)`` both give
+    ``group_norm``. Comments, strings, variable names, a bare call of a name the answer assigns
+    itself and the learner's own ``def``/``class`` are not calls. Source that cannot be read or parsed gives nothing (the run-time tripwires remain).
     """
-    # The learner's own ``def group_norm(`` / ``class ResidualBlock(`` is not a call of the reference.
-    text = re.sub(r"\b(def|class)\s+\w+\s*\(", "", _source(fn))
-    found = []
-    for dotted in banned:
-        leaf = dotted.rsplit(".", 1)[-1]
-        if re.search(rf"(?<![\w]){re.escape(leaf)}\s*\(", text):
-            found.append(dotted)
-    return found
+    try:
+        tree = ast.parse(textwrap.dedent(_source(fn)))
+    except (SyntaxError, ValueError):
+        return set(), set()
+    bare: set[str] = set()  # group_norm(...)
+    attributes: set[str] = set()  # F.group_norm(...)
+    keywords: set[str] = set()
+    local: set[str] = set()  # names the answer binds itself (variables, arguments)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            if isinstance(node.func, ast.Name):
+                bare.add(node.func.id)
+            elif isinstance(node.func, ast.Attribute):
+                attributes.add(node.func.attr)
+            keywords.update(k.arg for k in node.keywords if k.arg)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            local.add(node.id)
+        elif isinstance(node, ast.arg):
+            local.add(node.arg)
+    # A bare call of a name the answer bound itself is its own function; one bound to the library
+    # (``gn = F.group_norm``) is caught at run time by the tripwires instead.
+    return (bare - local) | attributes, keywords
+
+
+def banned_names_in_source(fn: Callable[..., Any], banned: list[str]) -> list[str]:
+    """The dotted names in ``banned`` whose last part ``fn``'s source calls.
+
+    ``"torch.nn.functional.group_norm"`` matches ``F.group_norm(...)`` or ``group_norm(...)``, and
+    ``nn.GroupNorm(...)`` if that is banned too; a comment or string naming it does not. Class
+    methods of modules are searched through ``inspect.getsource`` of the class.
+    """
+    called, _ = _calls_in_source(fn)
+    return [dotted for dotted in banned if dotted.rsplit(".", 1)[-1] in called]
+
+
+def keywords_in_source(fn: Callable[..., Any], names: list[str]) -> list[str]:
+    """The ``names`` that ``fn``'s source passes as a keyword argument of some call
+    (``F.cross_entropy(x, y, label_smoothing=eps)``), not as a variable name."""
+    _, keywords = _calls_in_source(fn)
+    return [name for name in names if name in keywords]
 
 
 @contextlib.contextmanager

@@ -36,7 +36,8 @@ def _calls_in_source(fn: Callable[..., Any]) -> tuple[set[str], set[str]]:
 
     A call counts by its last name: ``F.group_norm(...)`` and ``group_norm(...)`` both give
     ``group_norm``. Comments, strings, variable names, a bare call of a name the answer assigns
-    itself and the learner's own ``def``/``class`` are not calls. Source that cannot be read or parsed gives nothing (the run-time tripwires remain).
+    itself and the learner's own ``def``/``class`` are not calls. Source that cannot be read or
+    parsed gives nothing (the run-time tripwires remain).
     """
     try:
         tree = ast.parse(textwrap.dedent(_source(fn)))

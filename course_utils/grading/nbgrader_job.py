@@ -4,10 +4,11 @@
 [--isolate]``, run in a grading workspace (``worker.py``). It does what ``nbgrader autograde STAGE
 --student STUDENT --force`` then ``nbgrader generate_feedback ...`` do, through nbgrader's Python
 API, so nbgrader is imported once per submission instead of twice, with trusted scoring in between
-(``scoring/``): the kernel runs the notebook with its test cells emptied, while a second process
-loads the student's answers; after autograde this process runs the checks against them and writes
-the points into the gradebook and ``trusted_scores.json``. The memory limit (bytes) is set on this
-process first, so the kernel and the answer process inherit it (``memory.py``). Exit code: 0 all
+(``scoring/``): the kernel runs the notebook with its test cells emptied while the scorer, a
+process of its own, loads the student's answers and runs the checks against them; after autograde
+this process writes the scorer's points into the gradebook and ``trusted_scores.json``. The memory
+limit (bytes) is set on this process first, so the kernel, the scorer and the answer process
+inherit it (``memory.py``). Exit code: 0 all
 done, 1 autograde failed, 2 feedback failed, 3 scoring failed.
 """
 
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 class _Phases:
-    """Seconds spent in each step of the job, for the log (``benchmarks/bench_grading.py``)."""
+    """Seconds spent in each step of the job, printed as the last line of its log."""
 
     def __init__(self) -> None:
         self.last = time.perf_counter()

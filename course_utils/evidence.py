@@ -20,6 +20,16 @@ predicts" (``better="higher"`` or ``"lower"``), with a minimal effect ``m > 0`` 
 "inconclusive: interval spans both"    lo <= 0 <= hi, and the interval reaches past -m or m
 =====================================  ==================================================
 
+Some rules predict *no* difference ("the loss at init equals ln C", "overfit one batch to zero loss"):
+with ``better="equal"`` the same interval is read as an equivalence test (two one-sided tests at 2.5%
+each, i.e. the 95% interval inside the margin):
+
+=====================================  ==================================================
+"holds"                                -m < lo and hi < m: the gap is smaller than m
+"does not hold"                        lo >= m or hi <= -m: the gap is at least m
+"inconclusive: interval spans both"    otherwise (the interval straddles -m or m)
+=====================================  ==================================================
+
 With no true effect, "holds" or "reversed" comes out about 5% of the time (2.5% each way), fewer when
 the interval is narrow enough to fall inside (-m, m); ``tests/test_evidence.py`` measures both rates.
 A measurement with no sampling noise (a count, a deterministic computation) goes through
@@ -42,15 +52,18 @@ HOLDS = "holds"
 NO_EFFECT = "no effect at this scale"
 REVERSED = "reversed"
 INCONCLUSIVE = "inconclusive: interval spans both"
-VERDICTS = (HOLDS, NO_EFFECT, REVERSED, INCONCLUSIVE)
+DOES_NOT_HOLD = "does not hold"
+VERDICTS = (HOLDS, NO_EFFECT, REVERSED, INCONCLUSIVE, DOES_NOT_HOLD)
+ORIENTATIONS = ("higher", "lower", "equal")
 CONFIDENCE = 0.95
 
 
 def verdict(low: float, high: float, min_effect: float, better: str = "higher") -> str:
     """The verdict for an effect interval ``[low, high]`` (treatment - control, metric units).
 
-    ``better`` says which direction the rule predicts; ``min_effect`` (> 0, same units) is the smallest
-    effect that would matter, stated before the run. See the module docstring for the table.
+    ``better`` says which direction the rule predicts (``"higher"``, ``"lower"``, or ``"equal"`` for a
+    rule that predicts no difference); ``min_effect`` (> 0, same units) is the smallest effect that would
+    matter, stated before the run. See the module docstring for the tables.
     """
     _check_orientation(better)
     if not min_effect > 0:
@@ -59,6 +72,12 @@ def verdict(low: float, high: float, min_effect: float, better: str = "higher") 
         )
     if not low <= high:
         raise ValueError(f"the interval must have low <= high, got [{low}, {high}]")
+    if better == "equal":
+        if -min_effect < low and high < min_effect:
+            return HOLDS
+        if low >= min_effect or high <= -min_effect:
+            return DOES_NOT_HOLD
+        return INCONCLUSIVE
     if better == "lower":
         low, high = -high, -low
     if -min_effect < low and high < min_effect:
@@ -98,10 +117,11 @@ class Comparison:
     def summary(self, scale: float = 1.0, unit: str = "", digits: int = 2) -> str:
         """One line for a notebook: the effect, the interval, the threshold and the verdict."""
         threshold = f"{scale * self.min_effect:.{digits}g}{unit}"
-        return (
-            f"{self.text(scale, unit, digits)}, n = {self.n} ({self.method}); "
-            f"minimal effect {threshold}, {self.better} is better: {self.verdict}"
-        )
+        if self.better == "equal":
+            rule = f"the rule predicts a gap under {threshold}"
+        else:
+            rule = f"minimal effect {threshold}, {self.better} is better"
+        return f"{self.text(scale, unit, digits)}, n = {self.n} ({self.method}); {rule}: {self.verdict}"
 
     def ledger(
         self,
@@ -269,5 +289,5 @@ def _paired_arrays(treatment, control) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _check_orientation(better: str) -> None:
-    if better not in ("higher", "lower"):
-        raise ValueError(f'better must be "higher" or "lower", got {better!r}')
+    if better not in ORIENTATIONS:
+        raise ValueError(f'better must be "higher", "lower" or "equal", got {better!r}')

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from sklearn.metrics import average_precision_score
 
 from course_utils import evidence
-from course_utils.evidence import HOLDS, INCONCLUSIVE, NO_EFFECT, REVERSED
+from course_utils.evidence import DOES_NOT_HOLD, HOLDS, INCONCLUSIVE, NO_EFFECT, REVERSED
 
 REPEATS = 2000
 # With REPEATS draws of a rate near 5%, the binomial standard error is 0.5 points: 3%-7% is 4 SE.
@@ -29,6 +29,13 @@ FALSE_ALARM_BAND = (0.03, 0.07)
         (-2.0, -0.5, "lower", HOLDS),
         (0.5, 2.0, "lower", REVERSED),
         (1.0, 1.0, "higher", HOLDS),  # a deterministic effect at the threshold matters
+        (-0.5, 0.5, "equal", HOLDS),  # a rule that predicts no gap: the gap is under m
+        (0.2, 0.8, "equal", HOLDS),
+        (1.0, 2.0, "equal", DOES_NOT_HOLD),
+        (-3.0, -1.0, "equal", DOES_NOT_HOLD),
+        (0.5, 1.5, "equal", INCONCLUSIVE),
+        (-2.0, 2.0, "equal", INCONCLUSIVE),
+        (0.0, 0.0, "equal", HOLDS),
     ],
 )
 def test_verdict_table(low, high, better, expected):
@@ -52,7 +59,7 @@ def test_verdict_for_lower_is_the_mirror_of_higher(low, width, m):
         ({"low": 1, "high": 0, "min_effect": 1}, "low <= high"),
         (
             {"low": 0, "high": 1, "min_effect": 1, "better": "up"},
-            'better must be "higher" or "lower"',
+            'better must be "higher", "lower" or "equal"',
         ),
     ],
 )
@@ -239,3 +246,22 @@ def test_text_and_ledger_row_format_the_computed_values():
 def test_compare_paired_rejects_bad_input(treatment, control, message):
     with pytest.raises(ValueError, match=message):
         evidence.compare_paired(treatment, control, min_effect=1.0)
+
+
+def test_equivalence_claims_holds_rarely_when_the_gap_sits_at_the_margin():
+    """better="equal" is two one-sided tests at 2.5% each: a true gap of exactly m is called "holds"
+    at most ~2.5% of the time, and a true gap of 0 measured precisely is called "holds" nearly always."""
+    rng = np.random.default_rng(3)
+    m = 0.5
+    at_margin = [
+        evidence.compare_one_sample(m + rng.normal(0, 1, 10), 0.0, min_effect=m, better="equal")
+        for _ in range(REPEATS)
+    ]
+    rate = np.mean([c.verdict == HOLDS for c in at_margin])
+    assert rate < 0.04, rate
+    precise = [
+        evidence.compare_one_sample(rng.normal(0, 0.1, 20), 0.0, min_effect=m, better="equal")
+        for _ in range(200)
+    ]
+    assert np.mean([c.verdict == HOLDS for c in precise]) > 0.99
+    assert "the rule predicts a gap under 0.5" in precise[0].summary()

@@ -305,3 +305,15 @@ def layer_statistics(
             )
         )
     return stats
+
+
+def other_sample_ratio(norms: torch.Tensor, index: int) -> float:
+    """The largest other-sample norm over sample ``index``'s own, from ``batch_dependence``'s (N,)
+    output: 0.0 for a model that keeps samples apart, > 0 when it mixes the batch (NaN if the own
+    norm is 0)."""
+    norms = norms.detach().float().flatten()
+    others = torch.cat([norms[:index], norms[index + 1 :]]) if index != -1 else norms[:-1]
+    own = float(norms[index])
+    if own == 0.0:
+        return math.nan
+    return float(others.max()) / own if others.numel() else 0.0

@@ -1,4 +1,4 @@
-"""course_utils.timing: paired timing rounds and agreement between implementations."""
+"""course_utils.implementation_timing: paired timing rounds and agreement between implementations."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from course_utils.timing import agreement, paired_timings, timing_table
+from course_utils.implementation_timing import agreement, paired_timings, timing_table
 
 
 def _square(x: torch.Tensor) -> torch.Tensor:

@@ -494,3 +494,33 @@ def test_bad_inputs_raise_value_errors_that_say_what_was_expected():
         ex.cross_validated_logits(images, torch.zeros(4, dtype=torch.long), nn.Flatten, k=1)
     with pytest.raises(ValueError, match=r"k must be >= 1"):
         ex.precision_at_k([1, 2], [], k=None)
+
+
+# --- stage-01 helpers: sampling per class, nearest other image -----------------------------------
+
+
+def test_sample_per_class_draws_each_class_in_order_without_repeats():
+    labels = torch.tensor([0, 1, 2] * 10 + [2] * 5)
+    picked = ex.sample_per_class(labels, 3, per_class=4, seed=1)
+    assert picked.shape == (12,)
+    assert labels[picked].tolist() == [0] * 4 + [1] * 4 + [2] * 4
+    assert len(set(picked.tolist())) == 12
+    assert torch.equal(picked, ex.sample_per_class(labels, 3, per_class=4, seed=1))
+    assert len(ex.sample_per_class(labels, 3, per_class=50)) == len(labels)  # fewer if fewer
+
+
+@pytest.mark.parametrize("metric", ["l2", "recipe"])
+def test_nearest_other_distance_matches_brute_force(metric):
+    images = random_images(3, 12)
+    images[5] = images[2] * 0.9  # a near copy
+    rows = [0, 2, 5, 11]
+    got = ex.nearest_other_distance(images, rows, metric)
+    full = (
+        torch.cdist(images.flatten(1), images.flatten(1))
+        if metric == "l2"
+        else ex.near_duplicate_distance(images)
+    )
+    expected = [min(float(full[r, j]) for j in range(12) if j != r) for r in rows]
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="metric"):
+        ex.nearest_other_distance(images, rows, "cosine")

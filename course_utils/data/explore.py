@@ -287,6 +287,38 @@ def quick_classifier(image_shape: Sequence[int], num_classes: int, hidden: int =
     )
 
 
+def quick_cnn(image_shape: Sequence[int], num_classes: int, hidden: int = 64) -> nn.Module:
+    """A small batch-norm conv net for out-of-fold predictions (105,914 parameters on 28x28)::
+
+        [Conv3x3(c -> 16) -> BatchNorm -> ReLU -> MaxPool2] -> [Conv3x3(16 -> 32) -> BatchNorm ->
+        ReLU -> MaxPool2] -> Flatten -> Linear(32 (H/4) (W/4), hidden) -> ReLU -> Linear(hidden, K)
+
+    Measured on ``corrupted_copy`` of mnist_5k (seed 0), 5 folds, 8 epochs of one-cycle Adam
+    (peak 3e-3, batch 64) with per-image random rotations and shifts
+    (``course_utils.out_of_fold``): ``rank_label_errors`` precision@107 = 0.935 on the 107 flipped
+    labels (the quick MLP: 0.785), out-of-fold accuracy 0.975 against the clean labels, about
+    50 CPU-seconds (one thread); with 6 epochs 0.925 (accuracy 0.973).
+    """
+    channels, height, width = (int(v) for v in image_shape)
+
+    def block(c_in: int, c_out: int) -> list[nn.Module]:
+        return [
+            nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+        ]
+
+    return nn.Sequential(
+        *block(channels, 16),
+        *block(16, 32),
+        nn.Flatten(),
+        nn.Linear(32 * (height // 4) * (width // 4), hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, num_classes),
+    )
+
+
 def cross_validated_logits(
     images: torch.Tensor,
     labels: torch.Tensor,
@@ -414,3 +446,34 @@ def outlier_scores(
     sq = (distance - mean_d[labels]) ** 2
     std_d = (sq.new_zeros(num_classes).index_add_(0, labels, sq) / counts).sqrt()
     return (distance - mean_d[labels]) / std_d[labels].clamp(min=1e-12)
+
+
+def sample_per_class(
+    labels: torch.Tensor, num_classes: int, per_class: int, seed: int = 0
+) -> torch.Tensor:
+    """Indices (num_classes * per_class,): ``per_class`` random examples of each class, class by
+    class (fewer for a class that has fewer), drawn with ``seed``; on the labels' device."""
+    gen = torch.Generator().manual_seed(seed)
+    picked = []
+    for c in range(num_classes):
+        members = torch.nonzero(labels.cpu() == c).flatten()
+        picked.append(members[torch.randperm(len(members), generator=gen)[:per_class]])
+    return torch.cat(picked).to(labels.device)
+
+
+def nearest_other_distance(
+    images: torch.Tensor, rows: Sequence[int] | torch.Tensor, metric: str = "recipe"
+) -> torch.Tensor:
+    """For each image ``images[rows[i]]``, the distance (len(rows),) to its nearest *other* image of
+    ``images``: ``metric="recipe"`` is ``near_duplicate_distance``, ``"l2"`` the Euclidean distance
+    of the raw pixel vectors."""
+    _check_images(images)
+    rows = torch.as_tensor(rows, dtype=torch.long, device=images.device)
+    if metric == "recipe":
+        distance = near_duplicate_distance(images[rows], images)
+    elif metric == "l2":
+        distance = torch.cdist(images[rows].flatten(1).float(), images.flatten(1).float())
+    else:
+        raise ValueError(f'metric must be "recipe" or "l2", got {metric!r}')
+    distance[torch.arange(len(rows), device=images.device), rows] = float("inf")  # not itself
+    return distance.min(dim=1).values

@@ -110,3 +110,81 @@ def test_checks_are_deterministic(capsys):
     second = checks.check_log_uniform(log_uniform_linear).lines
     capsys.readouterr()
     assert first == second
+
+
+# --- randomness: the draws must come from the generator given (issue 17, class 3) ---
+
+
+def log_uniform_seeded_inside(low, high, n, rng):
+    rng = np.random.default_rng(0)  # a fixed seed: every caller gets the same samples
+    return np.exp(rng.uniform(np.log(low), np.log(high), n))
+
+
+def log_uniform_global_seed(low, high, n, rng):
+    np.random.seed(0)
+    return np.exp(np.random.uniform(np.log(low), np.log(high), n))
+
+
+def log_uniform_grid(low, high, n, rng):
+    return np.exp(np.linspace(np.log(low), np.log(high), n))
+
+
+def log_uniform_shuffled_grid(low, high, n, rng):
+    return rng.permutation(np.exp(np.linspace(np.log(low), np.log(high), n)))
+
+
+def log_uniform_reseeds_the_global_generator(low, high, n, rng):
+    np.random.seed(1234)  # a side effect on the caller's global generator
+    return np.exp(rng.uniform(np.log(low), np.log(high), n))
+
+
+@pytest.mark.parametrize(
+    ("answer", "fragments"),
+    [
+        (log_uniform_seeded_inside, ["gave the same samples", "never drawn from"]),
+        (log_uniform_global_seed, ["gave the same samples", "re-seeded inside (np.random.seed)"]),
+        (log_uniform_grid, ["gave the same samples", "never drawn from"]),
+        (log_uniform_shuffled_grid, ["the same values in another order", "a grid) shuffled"]),
+        (log_uniform_reseeds_the_global_generator, ["changes NumPy's global random state"]),
+    ],
+)
+def test_log_uniform_fails_draws_that_ignore_the_generator(capsys, answer, fragments):
+    out = assert_fails(capsys, checks.check_log_uniform, answer, *fragments)
+    assert "never drawn from" not in out or "np.random.seed" not in out
+
+
+def log_uniform_child_generator(low, high, n, rng):
+    child = np.random.default_rng(rng.integers(2**63))  # seeded from the rng: still the caller's
+    return np.exp(child.uniform(np.log(low), np.log(high), n))
+
+
+def log_uniform_float32_from_random(low, high, n, rng):
+    # scipy.stats.loguniform(low, high).rvs(n) would do the same; the exercise is to write it
+    u = rng.random(n, dtype=np.float64)
+    return np.exp(np.log(low) + u * np.log(high / low)).astype(np.float32).astype(np.float64)
+
+
+def log_uniform_inverse_cdf_descending(low, high, n, rng):
+    u = 1.0 - rng.random(n)  # in (0, 1]: another valid way to the same distribution
+    return high * (low / high) ** u
+
+
+@pytest.mark.parametrize("hidden", [False, True])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        log_uniform_child_generator,
+        log_uniform_float32_from_random,
+        log_uniform_inverse_cdf_descending,
+    ],
+)
+def test_log_uniform_passes_unusual_correct_answers(capsys, answer, hidden):
+    assert_passes(capsys, checks.check_log_uniform, answer, hidden)
+
+
+def test_log_uniform_ks_bound_is_the_fixed_false_alarm_rate():
+    from course_utils.checks._randomness import KS_ALPHA, ks_critical
+
+    # sqrt(ln(2 / alpha) / (2 n)): 1.36 / sqrt(n) at alpha = 0.05, the textbook value
+    assert math.isclose(ks_critical(10_000, 0.05), 1.358 / 100, rel_tol=1e-3)
+    assert ks_critical(20_000) < 0.016 and KS_ALPHA <= 1e-3

@@ -157,3 +157,71 @@ def test_random_search_hidden_catches_the_reference(capsys):
         "course_utils.tuning.random_search",
         hidden=True,
     )
+
+
+# --- randomness, order, the space untouched (issue 17, classes 2, 3 and 5) ---
+
+
+def search_seeded_inside(objective, space, n_trials, rng):
+    return search_reference_style(objective, space, n_trials, np.random.default_rng(0))
+
+
+def search_global_seed(objective, space, n_trials, rng):
+    np.random.seed(0)
+    return search_reference_style(objective, space, n_trials, np.random)
+
+
+def search_sorted_by_value(objective, space, n_trials, rng):
+    return sorted(search_reference_style(objective, space, n_trials, rng), key=lambda t: t[1])
+
+
+def search_reversed(objective, space, n_trials, rng):
+    return search_reference_style(objective, space, n_trials, rng)[::-1]
+
+
+def search_one_dict_reused(objective, space, n_trials, rng):
+    params, trials = {}, []
+    for _ in range(n_trials):
+        for name, spec in space.items():
+            params[name] = _draw(*spec, rng)
+        trials.append((params, objective(params)))
+    return trials
+
+
+def search_pops_the_space(objective, space, n_trials, rng):
+    kinds = {name: space.pop(name) for name in list(space)}  # empties the caller's dict
+    return search_reference_style(objective, kinds, n_trials, rng)
+
+
+@pytest.mark.parametrize(
+    ("answer", "fragments"),
+    [
+        (search_seeded_inside, ["gave the same trials", "never drawn from"]),
+        (search_global_seed, ["gave the same trials", "re-seeded inside (np.random.seed)"]),
+        (search_sorted_by_value, ["returned sorted by value, not in the order they were run"]),
+        (search_reversed, ["returned in another order, not in the order they were run"]),
+        (search_one_dict_reused, ["the same params dict object"]),
+        (search_pops_the_space, ["changes its input in place (space)"]),
+    ],
+)
+def test_random_search_fails_generator_order_and_side_effect_bugs(capsys, answer, fragments):
+    assert_fails(capsys, checks.check_random_search, answer, *fragments)
+
+
+def search_with_child_generators(objective, space, n_trials, rng):
+    # sklearn.model_selection.ParameterSampler(...) would do this; here by hand, one child per trial
+    children = rng.spawn(n_trials)
+    return [
+        ((params := {n: _draw(*s, child) for n, s in space.items()}), objective(params))
+        for child in children
+    ]
+
+
+def search_as_tuples_of_lists(objective, space, n_trials, rng):
+    return tuple([p, np.float64(v)] for p, v in search_vectorised(objective, space, n_trials, rng))
+
+
+@pytest.mark.parametrize("hidden", [False, True])
+@pytest.mark.parametrize("answer", [search_with_child_generators, search_as_tuples_of_lists])
+def test_random_search_passes_unusual_correct_answers(capsys, answer, hidden):
+    assert_passes(capsys, checks.check_random_search, answer, hidden)

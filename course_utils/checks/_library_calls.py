@@ -4,14 +4,13 @@
 
 from __future__ import annotations
 
-import inspect
-import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from course_utils.checks._guards import (
     ReferenceCalled,
+    _calls_in_source,
     tripwires,
 )
 from course_utils.checks._report import Report
@@ -20,18 +19,15 @@ _LIBRARY_PACKAGES = ("course_utils", "torch", "sklearn", "scipy", "optuna", "num
 
 
 def _source_calls(fn: Callable[..., Any], banned: Sequence[str]) -> list[str]:
-    """Banned dotted names whose last part is called in ``fn``'s source (its own ``def`` aside)."""
-    try:
-        text = inspect.getsource(fn)
-    except (OSError, TypeError):
-        return []
-    name = getattr(fn, "__name__", "")
-    text = re.sub(rf"def\s+{re.escape(name)}\s*\(", "def _answer(", text, count=1)
+    """Banned dotted names whose last part ``fn``'s source calls, read from its syntax tree
+    (``_guards._calls_in_source``): a comment, a string or a variable naming one is not a call, nor
+    is a call of the learner's own helper that happens to share the name."""
+    called, _ = _calls_in_source(fn)
     names = getattr(fn, "__globals__", {})
     found = []
     for dotted in banned:
         leaf = dotted.rsplit(".", 1)[-1]
-        if not re.search(rf"(?<![\w]){re.escape(leaf)}\s*\(", text):
+        if leaf not in called:
             continue
         own = names.get(leaf)
         if own is not None and not _from_library(own):

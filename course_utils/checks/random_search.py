@@ -2,10 +2,25 @@
 
 ``space`` maps names to ``("log", low, high)`` or ``("uniform", low, high)``; one call of ``objective`` per
 trial, the trials in the order they were run.
+
+What the check verifies:
+
+- value: every parameter inside its bounds; each trial's value is ``objective(params)``; "log" parameters
+  spread evenly over the decades and "uniform" ones evenly over the range (Kolmogorov-Smirnov tests at
+  the fixed false-alarm rate ``_randomness.KS_ALPHA``, the likely mix-up named only if its own test
+  accepts).
+- randomness: one fresh value of every parameter per trial (not a grid); the same seed gives the same
+  trials; a different generator gives different trials (a seed fixed inside, ``np.random.seed``, a grid
+  fail, the cause named from the evidence); NumPy's global random state untouched.
+- input untouched: the ``space`` dict is compared with a copy kept aside.
+- every argument: one to three parameters of both kinds, n_trials from 1 to 200.
+- contract: a list of ``(params, value)`` pairs, one objective call per trial, returned in the order the
+  trials ran (a list sorted by value fails), a new params dict per trial; hidden: no library search.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from typing import Any
@@ -13,6 +28,12 @@ from typing import Any
 import numpy as np
 
 from course_utils.checks._library_calls import _reference_case
+from course_utils.checks._randomness import (
+    GLOBAL_STATE_HINT,
+    DrawAudit,
+    ignores_generator_hint,
+    ks_critical,
+)
 from course_utils.checks._report import CheckResult, Report, describe
 from course_utils.checks._values import _as_float, _ks_uniform
 
@@ -29,6 +50,14 @@ def _search_objective() -> tuple[Callable[[dict[str, Any]], float], list[dict[st
     return objective, calls
 
 
+def _key(params: dict[str, Any]) -> tuple[tuple[str, float], ...]:
+    return tuple(sorted((k, float(v)) for k, v in params.items()))
+
+
+def _short(params: dict[str, Any]) -> str:
+    return "{" + ", ".join(f"{k!r}: {float(v):.4g}" for k, v in params.items()) + "}"
+
+
 def _random_search_case(
     report: Report,
     learner_fn: Callable[..., Any],
@@ -37,13 +66,31 @@ def _random_search_case(
     seed: int,
 ) -> None:
     objective, calls = _search_objective()
-    trials = learner_fn(objective, space, n_trials, np.random.default_rng(seed))
+    given = copy.deepcopy(space)
+    first = DrawAudit(lambda rng: learner_fn(objective, given, n_trials, rng), seed)
+    trials = first.value
+    if given != space:
+        report.fail(
+            f"changes its input in place (space): {space} became {given}; read the space, do not "
+            "write to it"
+        )
     if not isinstance(trials, (list, tuple)):
         report.fail(f"should return a list of (params, value) pairs, got {describe(trials)}")
     if len(trials) != n_trials:
         report.fail(f"expected {n_trials} trials, got {len(trials)}")
     if len(calls) != n_trials:
         report.fail(f"the objective should be called once per trial ({n_trials}), got {len(calls)}")
+    shared = [
+        i
+        for i, trial in enumerate(trials)
+        if i and isinstance(trial, (tuple, list)) and trial and trial[0] is trials[0][0]
+    ]
+    if shared:
+        report.fail(
+            f"trials 0 and {shared[0]} hold the same params dict object: one dict is reused and "
+            "overwritten in every trial, so all trials end up with the last values; build a new "
+            "dict for each trial"
+        )
     params_list = []
     for i, trial in enumerate(trials):
         if not (
@@ -79,12 +126,43 @@ def _random_search_case(
                 "grid or a value reused across trials; draw a fresh value of every parameter in "
                 "every trial"
             )
-    again = learner_fn(_search_objective()[0], space, n_trials, np.random.default_rng(seed))
-    if [dict(t[0]) for t in again] != [dict(p) for p in params_list]:
+    ran = [dict(c) for c in calls]
+    returned = [dict(p) for p in params_list]
+    if returned != ran and sorted(map(_key, returned)) == sorted(map(_key, ran)):
+        values = [float(t[1]) for t in trials]
+        how = (
+            "sorted by value"
+            if values in (sorted(values), sorted(values, reverse=True))
+            else "in another order"
+        )
+        report.fail(
+            f"the trials are returned {how}, not in the order they were run (trial 0 ran with "
+            f"{_short(ran[0])}, your list starts with {_short(returned[0])}); return them in "
+            "order, and sort a copy when you need the best"
+        )
+    again = learner_fn(
+        _search_objective()[0], copy.deepcopy(space), n_trials, np.random.default_rng(seed)
+    )
+    if [dict(t[0]) for t in again] != returned:
         report.fail(
             "two runs with the same seeded rng gave different trials: draw every sample from the "
             "rng argument, not np.random or random"
         )
+    other = DrawAudit(
+        lambda rng: learner_fn(_search_objective()[0], copy.deepcopy(space), n_trials, rng),
+        seed + 1000,
+    )
+    other_params = [dict(t[0]) for t in other.value]
+    if sorted(map(_key, other_params)) == sorted(map(_key, returned)):
+        reordered = other_params != returned
+        report.fail(
+            f"two different generators (seeds {seed} and {seed + 1000}) gave the same trials"
+            + (" in another order" if reordered else "")
+            + ". Looks like: "
+            + ignores_generator_hint(first, other, reordered)
+        )
+    if first.touched_global or other.touched_global:
+        report.fail(GLOBAL_STATE_HINT)
     if n_trials < 50:
         return
     for name, (kind, low, high) in space.items():
@@ -92,10 +170,11 @@ def _random_search_case(
         log_u = (np.log(values) - math.log(low)) / (math.log(high) - math.log(low))
         lin_u = (values - low) / (high - low)
         log_d, lin_d = _ks_uniform(log_u), _ks_uniform(lin_u)
-        if kind == "log" and log_d > 0.2:
+        critical = ks_critical(n_trials)
+        if kind == "log" and log_d > critical:
             hint = (
                 ". Looks like: sampled uniformly in linear space; sample the exponent uniformly"
-                if lin_d < 0.2
+                if lin_d <= critical
                 else ""
             )
             report.fail(
@@ -103,10 +182,10 @@ def _random_search_case(
                 f"decades of [{low:g}, {high:g}], but {np.mean(log_u > 0.8):.0%} of them are in "
                 f"the top fifth of the log range{hint}"
             )
-        if kind == "uniform" and lin_d > 0.2:
+        if kind == "uniform" and lin_d > critical:
             hint = (
                 ". Looks like: sampled on a log scale; 'uniform' parameters are sampled linearly"
-                if log_d < 0.2
+                if log_d <= critical
                 else ""
             )
             report.fail(

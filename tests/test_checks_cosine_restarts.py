@@ -129,3 +129,59 @@ def test_cosine_restarts_hidden_catches_the_torch_scheduler(capsys):
         "CosineAnnealingWarmRestarts",
         hidden=True,
     )
+
+
+# --- every argument at its default and at other values; numbers told apart (issue 17, classes 4, 7) ---
+
+
+def restart_wrong_defaults(step, base_lr, T_0, T_mult=2, eta_min=0.0):
+    return schedules.cosine_restart_lr(step, base_lr, T_0, T_mult, eta_min)
+
+
+def restart_keywords_swapped(step, base_lr, T_0, eta_min=0.0, T_mult=1):
+    return schedules.cosine_restart_lr(step, base_lr, T_0, eta_min, T_mult)
+
+
+def restart_off_by_a_hair(step, base_lr, T_0, T_mult=1, eta_min=0.0):
+    return schedules.cosine_restart_lr(step, base_lr, T_0, T_mult, eta_min) * (1 + 3e-6)
+
+
+def restart_period_capped(step, base_lr, T_0, T_mult=1, eta_min=0.0):
+    return schedules.cosine_restart_lr(min(step, 999), base_lr, T_0, T_mult, eta_min)
+
+
+@pytest.mark.parametrize(
+    ("answer", "fragments"),
+    [
+        (restart_wrong_defaults, ["T_mult and eta_min left at their defaults"]),
+        (restart_keywords_swapped, ["as keyword arguments"]),
+        (restart_period_capped, ["at step 1234 expected"]),
+    ],
+)
+def test_cosine_restarts_tries_every_argument(capsys, answer, fragments):
+    assert_fails(capsys, checks.check_cosine_restarts, answer, *fragments)
+
+
+def test_cosine_restarts_prints_numbers_that_differ(capsys):
+    out = assert_fails(
+        capsys, checks.check_cosine_restarts, restart_off_by_a_hair, "relative error"
+    )
+    first = out.splitlines()[0]
+    expected = first.split("expected lr ")[1].split(",")[0]
+    got = first.split("got ")[1].split(" ")[0]
+    assert expected != got
+
+
+def restart_closed_form_cycles(step, base_lr, T_0, T_mult=1, eta_min=0.0):
+    # torch.optim.lr_scheduler.CosineAnnealingWarmRestarts gives the same numbers step by step
+    if T_mult == 1:
+        t_cur, t_i = step % T_0, T_0
+    else:
+        n = int(math.log(step / T_0 * (T_mult - 1) + 1, T_mult))
+        t_cur, t_i = step - T_0 * (T_mult**n - 1) / (T_mult - 1), T_0 * T_mult**n
+    return eta_min + (base_lr - eta_min) * (1 + math.cos(math.pi * t_cur / t_i)) / 2
+
+
+@pytest.mark.parametrize("hidden", [False, True])
+def test_cosine_restarts_passes_a_closed_form_answer(capsys, hidden):
+    assert_passes(capsys, checks.check_cosine_restarts, restart_closed_form_cycles, hidden)

@@ -2,6 +2,17 @@
 
 The learning rate of ``torch.optim.lr_scheduler.CosineAnnealingWarmRestarts`` after ``step`` scheduler
 steps (SGDR, Loshchilov & Hutter 2017).
+
+What the check verifies:
+
+- value: the lr at every step against ``course_utils.schedules.cosine_restart_lr`` (relative 1e-6); on a
+  mismatch, the whole sequence is compared with each classic bug (off-by-one restarts, T_mult or eta_min
+  ignored, missing 1 + or 1/2, no pi, T_i - 1) and a bug is named only when it matches every step; the
+  first differing step is printed with enough digits to tell the two numbers apart.
+- every argument: T_mult and eta_min at their defaults (omitted) and at other values, passed positionally
+  and by keyword; steps far past the first cycles (100,000; the 16th doubling cycle); hidden: fractional
+  steps, T_0 = 1.
+- contract: a number per call; hidden: no torch scheduler or course reference.
 """
 
 from __future__ import annotations
@@ -11,6 +22,7 @@ from collections.abc import Callable
 
 from course_utils import schedules
 from course_utils.checks._library_calls import _reference_case
+from course_utils.checks._numbers import differing
 from course_utils.checks._report import CheckResult, Report
 from course_utils.checks._values import _as_float
 
@@ -82,22 +94,49 @@ def check_cosine_restarts(learner_fn: Callable[..., float], *, hidden: bool = Fa
     steps since the last restart and T_i the current cycle length (T_0, then T_0 * T_mult, ...): the
     lr of ``torch.optim.lr_scheduler.CosineAnnealingWarmRestarts`` after ``step`` calls of
     ``scheduler.step()``. Called positionally as ``learner_fn(step, base_lr, T_0, T_mult, eta_min)``
-    for steps 0..59 (T_0=10, T_mult=1) and 0..99 (T_0=5, T_mult=2, eta_min=1e-3). Hidden: T_0=1,
+    for steps 0..59 (T_0=10, T_mult=1) and 0..99 (T_0=5, T_mult=2, eta_min=1e-3, and a step in the
+    16th cycle); with T_mult and eta_min left at their defaults (steps up to 100,000); with them as
+    keyword arguments (T_0=4, T_mult=3, eta_min=0.02). Hidden: T_0=1,
     T_mult=3; fractional steps (epoch + batch / batches); fails answers using the torch scheduler.
     """
     report = Report("cosine_restarts")
-    cases: list[tuple[float, int, int, float, list[float]]] = [
-        (0.1, 10, 1, 0.0, [float(s) for s in range(60)]),
-        (0.05, 5, 2, 1e-3, [float(s) for s in range(100)]),
+
+    def positional(
+        base_lr: float, T_0: int, T_mult: int, eta_min: float
+    ) -> Callable[[float], object]:
+        return lambda step: learner_fn(step, base_lr, T_0, T_mult, eta_min)
+
+    cases: list[
+        tuple[str, Callable[[float], object], tuple[float, int, int, float], list[float]]
+    ] = [
+        (
+            "base_lr=0.1, T_0=10, T_mult and eta_min left at their defaults",
+            lambda step: learner_fn(step, 0.1, 10),
+            (0.1, 10, 1, 0.0),
+            [float(s) for s in range(25)] + [1234.0, 100_000.0],
+        ),
+        ("", positional(0.1, 10, 1, 0.0), (0.1, 10, 1, 0.0), [float(s) for s in range(60)]),
+        (
+            "",
+            positional(0.05, 5, 2, 1e-3),
+            (0.05, 5, 2, 1e-3),
+            [float(s) for s in range(100)] + [5 * (2**16 - 1) + 7.0],
+        ),
+        (
+            "base_lr=0.2, T_0=4, eta_min=0.02, T_mult=3 as keyword arguments",
+            lambda step: learner_fn(step, 0.2, 4, eta_min=0.02, T_mult=3),
+            (0.2, 4, 3, 0.02),
+            [float(s) for s in range(60)],
+        ),
     ]
     if hidden:
         cases += [
-            (1.0, 1, 3, 0.0, [float(s) for s in range(41)]),
-            (0.1, 3, 2, 0.01, [s / 4 for s in range(0, 90)]),
-            (0.3, 7, 1, 0.05, [float(s) for s in range(50)]),
+            ("", positional(1.0, 1, 3, 0.0), (1.0, 1, 3, 0.0), [float(s) for s in range(41)]),
+            ("", positional(0.1, 3, 2, 0.01), (0.1, 3, 2, 0.01), [s / 4 for s in range(0, 90)]),
+            ("", positional(0.3, 7, 1, 0.05), (0.3, 7, 1, 0.05), [float(s) for s in range(50)]),
         ]
-    for base_lr, T_0, T_mult, eta_min, steps in cases:
-        label = f"base_lr={base_lr}, T_0={T_0}, T_mult={T_mult}, eta_min={eta_min}"
+    for label, call, (base_lr, T_0, T_mult, eta_min), steps in cases:
+        label = label or f"base_lr={base_lr}, T_0={T_0}, T_mult={T_mult}, eta_min={eta_min}"
         with report.case(label):
             expected = [
                 schedules.cosine_restart_lr(s, base_lr, T_0, T_mult, eta_min) for s in steps
@@ -105,13 +144,7 @@ def check_cosine_restarts(learner_fn: Callable[..., float], *, hidden: bool = Fa
             got = []
             for s in steps:
                 step = int(s) if float(s).is_integer() else s
-                got.append(
-                    _as_float(
-                        report,
-                        learner_fn(step, base_lr, T_0, T_mult, eta_min),
-                        f"the lr at step {step}",
-                    )
-                )
+                got.append(_as_float(report, call(step), f"the lr at step {step}"))
             wrong = [
                 i
                 for i, (g, e) in enumerate(zip(got, expected, strict=True))
@@ -120,8 +153,9 @@ def check_cosine_restarts(learner_fn: Callable[..., float], *, hidden: bool = Fa
             if not wrong:
                 continue
             i = wrong[0]
+            shown_expected, shown_got = differing(expected[i], got[i])
             message = (
-                f"at step {steps[i]:g} expected lr {expected[i]:.6g}, got {got[i]:.6g} "
+                f"at step {steps[i]:g} expected lr {shown_expected}, got {shown_got} "
                 f"({len(wrong)} of {len(steps)} steps differ)"
             )
             variants = _restart_variants(base_lr, T_0, T_mult, eta_min)

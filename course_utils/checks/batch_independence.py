@@ -2,6 +2,19 @@
 
 The L2 norm, per sample, of the gradient of ``model(x)[index].sum()`` with respect to the input batch ``x``
 (Karpathy's "use backprop to chart dependencies").
+
+What the check verifies:
+
+- value: the norms against ``course_utils.sanity.batch_dependence`` on an independent MLP, a model with
+  a planted view-instead-of-permute bug and BatchNorm in train mode (hidden: eval mode, a conv net); a
+  classic bug (sum of all outputs, eval mode, squared norms, parameter gradients) is named only when the
+  answer's numbers match it.
+- gradient: taken with respect to the input; two calls on the same x must not accumulate.
+- input untouched (on each case whose values are right): the caller's x keeps its values,
+  requires_grad=False and no .grad; the model's parameters get no .grad (a training step after the call
+  would add it); the model keeps its mode.
+- every argument: index first, middle and last; 2-D, 3-D and image batches; the meta device.
+- contract: a tensor of shape (N,) on x's device; hidden: no call of the reference.
 """
 
 from __future__ import annotations
@@ -65,6 +78,35 @@ def _input_grad_norms(model: nn.Module, x: torch.Tensor, scalar: Callable[..., t
     return grad.reshape(x.shape[0], -1).norm(dim=1)
 
 
+def _expect_caller_untouched(
+    report: Report, model: nn.Module, x: torch.Tensor, given_model: nn.Module, given_x: torch.Tensor
+) -> None:
+    """The caller's batch and model as they were: same values, no requires_grad or .grad left on x,
+    no .grad left on the parameters, the same train/eval mode."""
+    if given_x.requires_grad or given_x.grad is not None:
+        report.fail(
+            "changes its input in place (x): the caller's batch now has requires_grad=True"
+            + (" and a .grad" if given_x.grad is not None else "")
+            + "; differentiate a copy, x.detach().clone().requires_grad_(True)"
+        )
+    if not torch.equal(given_x.detach(), x):
+        report.fail("changes its input in place (x): the values of the caller's batch changed")
+    left = [name for name, p in given_model.named_parameters() if p.grad is not None]
+    if left:
+        report.fail(
+            f"leaves gradients in the model's parameters ({', '.join(left[:3])}"
+            + (", ..." if len(left) > 3 else "")
+            + ".grad): the next optimizer step of the caller would add them; take the gradient "
+            "with torch.autograd.grad(out, x), which fills no .grad"
+        )
+    if given_model.training != model.training:
+        mode = "eval" if model.training else "train"
+        report.fail(
+            f"changes its input in place (model): the caller's model was left in {mode} mode; "
+            "use the model in the mode it is given"
+        )
+
+
 def _batch_dependence_case(
     report: Report,
     learner_fn: Callable[..., Any],
@@ -75,7 +117,10 @@ def _batch_dependence_case(
 ) -> None:
     # Every computation gets its own copy: a train-mode forward updates BatchNorm's running stats.
     expected = sanity.batch_dependence(copy.deepcopy(model), x, index)
-    got = learner_fn(copy.deepcopy(model), x.clone(), index)
+    given_model, given_x = copy.deepcopy(model), x.clone()
+    for p in given_model.parameters():
+        p.grad = None
+    got = learner_fn(given_model, given_x, index)
     n = x.shape[0]
     if isinstance(got, (tuple, list)) and got and all(isinstance(g, torch.Tensor) for g in got):
         report.fail(
@@ -105,6 +150,7 @@ def _batch_dependence_case(
     if torch.allclose(
         got.detach().to("cpu", torch.float64), expected.to(torch.float64), rtol=1e-4, atol=1e-6
     ):
+        _expect_caller_untouched(report, model, x, given_model, given_x)
         return
     got_pattern, expected_pattern = _nonzero(got), _nonzero(expected)
     message = (
@@ -169,9 +215,9 @@ def check_batch_independence(
     with report.case("MLP with BatchNorm in train mode, index=1"):
         _batch_dependence_case(report, learner_fn, bn, x_flat, 1, " (BatchNorm mixes samples)")
     with report.case("two calls on the same x (index=0, then index=3)"):
-        shared = x_flat.clone()
-        learner_fn(mlp, shared, 0)
-        got = learner_fn(mlp, shared, 3)
+        shared, twice = x_flat.clone(), copy.deepcopy(mlp)
+        learner_fn(twice, shared, 0)
+        got = learner_fn(twice, shared, 3)
         shape_ok = isinstance(got, torch.Tensor) and tuple(got.shape) == (5,)
         if shape_ok and _nonzero(got) != [3] and 0 in _nonzero(got):
             report.fail(

@@ -2,6 +2,19 @@
 
 Train ``model`` in place on one batch with Adam (lr 3e-3 works) and cross-entropy, return the ``steps``
 losses as floats.
+
+What the check verifies:
+
+- value: the model's loss on the batch ends below 0.01 (``_OVERFIT_TARGET``); the first recorded loss is
+  the loss at the start (relative 1e-4), so a loss recorded after ``optimizer.step()`` fails, named as such
+  only when the last recorded loss also equals the loss after training.
+- gradient: the parameters' gradients, recorded by hooks at every backward, must not accumulate (named
+  zero_grad only when ``.grad`` holds the sum of the passes); parameters that receive gradients but never
+  move are named missing from the optimizer.
+- input untouched: x and y keep their values, x gets no requires_grad.
+- every argument: steps = 200 and 7 (a constant number of steps fails); hidden: batches of 2 and 8.
+- contract: ``steps`` Python floats, one per step; one optimizer for the whole loop (a new Adam every step
+  moves each weight by exactly lr * sign(gradient), which a least-squares fit of the total move detects).
 """
 
 from __future__ import annotations
@@ -19,6 +32,7 @@ from course_utils.checks._guards import (
     one_cpu_thread,
 )
 from course_utils.checks._library_calls import _reference_case
+from course_utils.checks._numbers import differing
 from course_utils.checks._report import CheckResult, Report, describe
 from course_utils.checks._values import _seeded
 
@@ -34,6 +48,7 @@ class _GradientSpy:
         self.last: dict[str, torch.Tensor] = {}
         self.total: dict[str, torch.Tensor] = {}
         self.calls: dict[str, int] = {}
+        self.passes: dict[str, list[torch.Tensor]] = {}
         for name, p in model.named_parameters():
             p.register_hook(self._recorder(name))
 
@@ -42,6 +57,7 @@ class _GradientSpy:
             self.last[name] = grad.detach().clone()
             self.total[name] = self.total.get(name, torch.zeros_like(grad)) + grad.detach()
             self.calls[name] = self.calls.get(name, 0) + 1
+            self.passes.setdefault(name, []).append(grad.detach().clone())
 
         return record
 
@@ -50,20 +66,50 @@ class _GradientSpy:
         for name, p in model.named_parameters():
             if p.grad is None or self.calls.get(name, 0) < 2:
                 continue
-            last, total = self.last[name], self.total[name]
-            if not torch.allclose(p.grad, last, rtol=1e-4, atol=1e-7) and torch.allclose(
-                p.grad, total, rtol=1e-3, atol=1e-6
+            grad = p.grad.detach().double()  # the answer may train in another dtype
+            last, total = self.last[name].double(), self.total[name].double()
+            if not torch.allclose(grad, last, rtol=1e-4, atol=1e-7) and torch.allclose(
+                grad, total, rtol=1e-3, atol=1e-6
             ):
                 return True
         return False
 
 
+def _fresh_adam_fit(
+    spy: _GradientSpy, model: nn.Module, before: list[torch.Tensor]
+) -> float | None:
+    """How well the total move of the parameters is explained by a new Adam every step.
+
+    A new Adam's first step moves each weight by lr * g / (|g| + eps): the same size whatever the
+    gradient. Returns the relative residual of the least-squares fit of the total move by
+    -lr * sum_t g_t / (|g_t| + 1e-8) over one unknown lr (0: exactly that; a persistent Adam leaves
+    most of the move unexplained), or None without enough passes."""
+    moves, signs = [], []
+    for (name, p), b in zip(model.named_parameters(), before, strict=True):
+        passes = spy.passes.get(name, [])
+        if len(passes) < 3:
+            return None
+        moves.append((p.detach() - b).reshape(-1).double())
+        signs.append(sum(g / (g.abs() + 1e-8) for g in passes).reshape(-1).double())
+    move, sign = torch.cat(moves), torch.cat(signs)
+    if float(sign.norm()) == 0.0 or float(move.norm()) == 0.0:
+        return None
+    lr = -float(move @ sign) / float(sign @ sign)
+    return float((move + lr * sign).norm() / move.norm())
+
+
 def _overfit_case(
-    report: Report, learner_fn: Callable[..., Any], seed: int, n: int, steps: int
+    report: Report,
+    learner_fn: Callable[..., Any],
+    seed: int,
+    n: int,
+    steps: int,
+    require_target: bool = True,
 ) -> None:
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(n, 8, generator=gen)
     y = torch.randint(0, 3, (n,), generator=gen)
+    x_kept, y_kept = x.clone(), y.clone()
     model = _seeded(seed, lambda: nn.Sequential(nn.Linear(8, 64), nn.ReLU(), nn.Linear(64, 3)))
     before = [p.detach().clone() for p in model.parameters()]
     with torch.no_grad():
@@ -95,9 +141,21 @@ def _overfit_case(
     values = [float(h) for h in history]
     if not all(math.isfinite(v) for v in values):
         report.fail("the loss became nan/inf: the learning rate is far too high")
-    moved = any(
+    if not torch.equal(x, x_kept) or not torch.equal(y, y_kept) or x.requires_grad:
+        report.fail("changes its input in place (x or y): train on the batch, do not write to it")
+    frozen = [
+        name
+        for (name, p), b in zip(model.named_parameters(), before, strict=True)
+        if torch.equal(b, p.detach()) and spy.calls.get(name, 0) > 0
+    ]
+    moved = len(frozen) < len(before) and any(
         not torch.equal(b, p.detach()) for b, p in zip(before, model.parameters(), strict=True)
     )
+    if frozen and moved:
+        report.fail(
+            f"the parameters {', '.join(frozen)} received gradients but never changed: they are "
+            "missing from the optimizer; pass model.parameters() to it"
+        )
     if not moved or max(values) - min(values) < 1e-7:
         report.fail(
             f"the loss stayed at {values[0]:.4g}: the model did not train. Pass "
@@ -109,13 +167,29 @@ def _overfit_case(
             "gradients accumulate across steps: call optimizer.zero_grad() before each backward "
             "(PyTorch adds new gradients to .grad)"
         )
-    if not math.isclose(values[0], start, rel_tol=0.25):
-        report.fail(
-            f"the first loss should be the loss at the start, about {start:.4g}, got "
-            f"{values[0]:.4g}: record loss.item() of F.cross_entropy(model(x), y) at each step"
-        )
     with torch.no_grad():
         final = float(F.cross_entropy(model(x), y))
+    if not math.isclose(values[0], start, rel_tol=1e-4, abs_tol=1e-6):
+        shown_start, shown_first = differing(start, values[0])
+        after = math.isclose(values[-1], final, rel_tol=1e-5, abs_tol=1e-7) and values[0] < start
+        report.fail(
+            f"the first loss should be the loss at the start, {shown_start}, got {shown_first}"
+            + (
+                ". Looks like: the loss is recorded after optimizer.step() (the last one equals "
+                "the loss after training); record loss.item() of the forward each step trains on"
+                if after
+                else ": record loss.item() of F.cross_entropy(model(x), y) at each step"
+            )
+        )
+    fit = _fresh_adam_fit(spy, model, before)
+    if fit is not None and fit < 0.05:
+        report.fail(
+            "every step moved each weight by the same amount, lr * sign(gradient): a new Adam "
+            "built at every step (its moment estimates restart from zero each time); build the "
+            "optimizer once, before the loop"
+        )
+    if not require_target:
+        return
     if not final < _OVERFIT_TARGET:
         trend = (
             "it went up: the learning rate is too high"
@@ -126,8 +200,8 @@ def _overfit_case(
         report.fail(
             f"after {steps} steps the loss on the batch is {final:.3g} "
             f"(needs < {_OVERFIT_TARGET}), from {start:.3g} at the start; {trend}. "
-            "Common causes: forgot optimizer.zero_grad(), a too low or too high lr, training "
-            "under torch.no_grad(), or in eval mode with dropout"
+            "Common causes: a too low or too high lr, a loss other than F.cross_entropy(model(x), "
+            "y), or the model in eval mode with dropout"
         )
 
 
@@ -150,6 +224,8 @@ def check_overfit_one_batch(
     for seed, n, steps in cases:
         with report.case(f"MLP 8-64-3, batch of {n} random examples, steps={steps}"):
             _overfit_case(report, learner_fn, seed, n, steps)
+    with report.case("MLP 8-64-3, batch of 4, steps=7 (the history only)"):
+        _overfit_case(report, learner_fn, 3, 4, 7, require_target=False)
     if hidden:
 
         def run() -> None:

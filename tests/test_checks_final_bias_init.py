@@ -132,3 +132,38 @@ def final_bias_new_parameter(layer, priors):
 
 def final_bias_no_return(layer, priors):
     final_bias_reference(layer, priors)
+
+
+# --- the priors untouched, every kind of priors (issue 17, classes 2, 4) ---
+
+
+def final_bias_normalises_in_place(layer, priors):
+    if isinstance(priors, torch.Tensor):
+        priors /= priors.sum()  # the caller's counts become frequencies
+    elif isinstance(priors, list):
+        total = sum(priors)
+        priors[:] = [p / total for p in priors]
+    return final_bias_rewrite(layer, priors)
+
+
+def final_bias_float64_then_copied(layer, priors):
+    # F.log_softmax(...) of log priors is the same thing; here ln(p / sum p) in float64
+    p = torch.as_tensor(priors).to(torch.float64).reshape(-1)
+    with torch.no_grad():
+        target = torch.log(p / (1 - p)) if layer.out_features == 1 else torch.log(p / p.sum())
+        layer.bias.copy_(target.to(layer.bias.dtype))
+        layer.weight.mul_(1e-3)
+    return layer
+
+
+def test_final_bias_fails_priors_changed_in_place(capsys):
+    result, _ = run_check(capsys, check_final_bias_init, final_bias_normalises_in_place)
+    assert_fail_lines(result, "changes its input in place (priors)", "10 classes")
+
+
+@pytest.mark.parametrize("hidden", [False, True])
+def test_final_bias_passes_a_float64_answer_on_every_kind_of_priors(capsys, hidden):
+    result, _ = run_check(
+        capsys, check_final_bias_init, final_bias_float64_then_copied, hidden=hidden, binary=True
+    )
+    assert_pass_lines(result)

@@ -1,6 +1,17 @@
 """Check for stage 02's ``init_final_bias(layer, priors)`` (final-layer bias from class priors): the bias set to
 the log priors (or logit of the prior for a binary output), weights untouched, the same parameter objects,
 the module returned.
+
+What the check verifies:
+
+- value: the bias against ``course_utils.init.init_final_bias_from_priors``; the expected initial
+  cross-entropy on random features equals the prior's entropy (weights scaled down); a classic bug (log10,
+  logit for softmax, unnormalised, no log, sign, unchanged bias) is named only when the bias matches it.
+- input untouched: the priors (tensor or list) compared with a copy kept aside.
+- every argument: priors as probabilities, counts, a Python list, int64 counts (hidden), float64; 2, 3, 4,
+  5, 10 and 1000 classes; a float64 layer (hidden); a single logit with ``binary=True``; the meta device.
+- contract: the same parameter objects (an optimizer built before keeps working), still trainable
+  ``nn.Parameter``s of the same dtype and shape, the layer returned; hidden: no call of the reference.
 """
 
 from __future__ import annotations
@@ -101,6 +112,12 @@ def _entropy(priors: torch.Tensor, binary: bool) -> float:
     return float(-(p * torch.log(p)).sum())
 
 
+def _same_priors(priors: Any, kept: Any) -> bool:
+    if isinstance(kept, torch.Tensor):
+        return isinstance(priors, torch.Tensor) and torch.equal(priors, kept)
+    return bool(priors == kept)
+
+
 @one_cpu_thread
 def check_final_bias_init(
     learner_fn: Callable[..., Any], *, hidden: bool = False, binary: bool = False
@@ -135,12 +152,18 @@ def check_final_bias_init(
             reference = ref_init.init_final_bias_from_priors(copy.deepcopy(layer), priors)
             priors_t = torch.as_tensor(priors, dtype=torch.float64)
             bias_param = layer.bias
+            kept = copy.deepcopy(priors)
             params = dict(layer.named_parameters())
             with (
                 _guard(hidden, FINAL_BIAS_BANNED),
                 _known_errors(report, {"leaf Variable": NO_GRAD_HINT}),
             ):
                 returned = learner_fn(layer, priors)
+            report.expect(
+                _same_priors(priors, kept),
+                f"changes its input in place (priors): {describe(kept)} became {describe(priors)}; "
+                "normalise a copy, p = priors / priors.sum()",
+            )
             report.expect(
                 isinstance(layer.bias, nn.Parameter) and layer.bias.requires_grad,
                 "layer.bias is no longer a trainable nn.Parameter; change it in place",
@@ -180,6 +203,12 @@ def check_final_bias_init(
         torch.tensor([500.0, 50, 120, 300, 30, 80, 200, 400, 250, 70]),
     )
     run_case("3 classes, priors as a Python list", 16, 3, [0.7, 0.2, 0.1])
+    run_case(
+        "1000 classes, Zipf-like counts (float64 tensor)",
+        16,
+        1000,
+        1000.0 / torch.arange(1, 1001, dtype=torch.float64),
+    )
     if binary:
         run_case("binary single logit, π = 0.1 (1:9 imbalance)", 32, 1, 0.1)
         run_case("binary single logit, π = 0.01 (RetinaNet)", 16, 1, 0.01)

@@ -198,3 +198,48 @@ def test_exact_check_output_is_the_same_on_every_call(capsys):
     first = checks.check_find_exact_duplicates(exact_first_seen).lines
     assert checks.check_find_exact_duplicates(exact_first_seen).lines == first
     capsys.readouterr()
+
+
+# --- the images untouched, more than 512 of them (issue 17, classes 2, 4) ---
+
+
+def exact_quantises_in_place(images):
+    images.mul_(255).round_()  # integer pixel values, written into the caller's tensor
+    return exact_by_bytes(images)
+
+
+def exact_in_blocks_of_512_with_an_offset_bug(images):
+    pairs = []
+    for start in range(0, len(images), 512):
+        block = images[start : start + 512]
+        pairs += [(i, j) for i, j in exact_by_bytes(block)]  # forgot to add `start`
+    return pairs
+
+
+def test_exact_fails_images_changed_in_place(capsys):
+    result = checks.check_find_exact_duplicates(exact_quantises_in_place)
+    assert_failed(result, capsys, "changes its input in place (images)")
+
+
+def test_exact_hidden_tries_more_than_512_images(capsys):
+    assert_passed(
+        checks.check_find_exact_duplicates(exact_in_blocks_of_512_with_an_offset_bug), capsys
+    )
+    result = checks.check_find_exact_duplicates(
+        exact_in_blocks_of_512_with_an_offset_bug, hidden=True
+    )
+    assert_failed(result, capsys, "600 images")
+
+
+def exact_on_a_non_contiguous_float64_view(images):
+    # explore.find_exact_duplicates(images) is the course's version; this one hashes a transposed copy
+    flipped = images.double().transpose(-1, -2)
+    return exact_by_bytes(flipped.contiguous())
+
+
+@pytest.mark.parametrize("hidden", [False, True])
+def test_exact_passes_a_float64_transposed_answer(capsys, hidden):
+    assert_passed(
+        checks.check_find_exact_duplicates(exact_on_a_non_contiguous_float64_view, hidden=hidden),
+        capsys,
+    )

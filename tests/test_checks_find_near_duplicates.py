@@ -129,3 +129,17 @@ def test_near_hidden_allows_calling_your_own_exact_duplicate_finder(capsys):
         return [p for p in near_centred_cosine(images, threshold) if p not in exact]
 
     assert_passed(checks.check_find_near_duplicates(find_near_duplicates, hidden=True), capsys)
+
+
+# --- the images untouched (issue 17, class 2) ---
+
+
+def near_normalises_in_place(images, threshold=0.015):
+    flat = images.view(len(images), -1)
+    flat.sub_(flat.mean(1, keepdim=True))  # centred in the caller's tensor
+    return find_near_duplicates(images, threshold)
+
+
+def test_near_fails_images_changed_in_place(capsys):
+    result = checks.check_find_near_duplicates(near_normalises_in_place)
+    assert_failed(result, capsys, "changes its input in place (images)")

@@ -150,3 +150,52 @@ def test_rank_hidden_tripwire_catches_the_score_function(capsys):
     assert_failed(
         checks.check_rank_label_errors(ranking, hidden=True), capsys, "label_error_scores"
     )
+
+
+# --- the logits and labels untouched, more than 512 rows, None (issue 17, classes 2, 4, 7) ---
+
+
+def rank_shifts_logits_in_place(logits, labels):
+    logits -= logits.max(dim=1, keepdim=True).values  # "for stability", in the caller's tensor
+    return rank_by_cross_entropy(logits, labels)
+
+
+def rank_with_a_view(logits, labels):
+    n, c = logits.shape
+    flat = logits.view(-1)  # view fails on a non-contiguous tensor; reshape would copy
+    given = flat[torch.arange(n, device=labels.device) * c + labels]
+    return torch.argsort(given - torch.logsumexp(logits, dim=1))
+
+
+def rank_returns_nothing(logits, labels):
+    rank_by_cross_entropy(logits, labels)
+
+
+def test_rank_fails_logits_changed_in_place(capsys):
+    result = checks.check_rank_label_errors(rank_shifts_logits_in_place)
+    assert_failed(result, capsys, "changes its input in place (logits)")
+
+
+def test_rank_tries_non_contiguous_logits_past_512_rows(capsys):
+    result = checks.check_rank_label_errors(rank_with_a_view)
+    assert_failed(result, capsys, "600 examples (more than 512)", "non-contiguous", "view")
+
+
+def test_rank_names_a_missing_return_without_a_device_hint(capsys):
+    out = assert_failed(
+        checks.check_rank_label_errors(rank_returns_nothing), capsys, "return statement"
+    )
+    assert "without device=" not in out
+
+
+def rank_float64_with_a_comment(logits, labels):
+    # explore.rank_label_errors(logits, labels) would do it; cleanlab's find_label_issues too
+    log_p = torch.log_softmax(logits.double(), dim=1)
+    return torch.argsort(log_p.gather(1, labels[:, None]).squeeze(1))
+
+
+@pytest.mark.parametrize("hidden", [False, True])
+def test_rank_passes_a_float64_answer_that_names_the_library_in_a_comment(capsys, hidden):
+    assert_passed(
+        checks.check_rank_label_errors(rank_float64_with_a_comment, hidden=hidden), capsys
+    )

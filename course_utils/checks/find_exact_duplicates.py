@@ -5,6 +5,17 @@ gives k(k-1)/2 pairs. Inputs: small random images (values k/255) with planted pa
 look-alikes that are *not* duplicates (one pixel off by 1/255, the same pixels rearranged, a difference in
 the last row or channel only). The function returns a Python list, which needs the pixel values, so it is
 given CPU tensors and not run on ``meta``. Output format: see ``_pairs.py``.
+
+What the check verifies:
+
+- value: the set of pairs equals the planted one; a mismatch names the missing and extra pairs, and a
+  classic bug (self pairs, both orders, a tolerance, a summary of the image, part of the image, one index
+  per group) only when the pairs found match it.
+- input untouched: the images handed to the answer are compared with a copy kept aside.
+- every argument: gray and RGB, float32 and float64, 1 to 600 images (past a 512-row block, with groups
+  beyond row 512; hidden), no duplicates, a group of four, blank images.
+- contract: a list (tuple, set, array or (M, 2) tensor) of (i, j) with i < j, each pair once; hidden: no
+  call of the reference (calls read from the syntax tree, comments and strings ignored).
 """
 
 from __future__ import annotations
@@ -13,7 +24,7 @@ import torch
 
 from course_utils.checks._pairs import Pair, _as_pairs, _check_pair_format, _short
 from course_utils.checks._report import CheckResult, Report
-from course_utils.checks._stage01 import Learner, _hidden_reference_case
+from course_utils.checks._stage01 import Learner, _expect_unchanged, _hidden_reference_case
 
 __all__ = ["check_find_exact_duplicates"]
 
@@ -128,7 +139,7 @@ def check_find_exact_duplicates(learner_fn: Learner, *, hidden: bool = False) ->
 
     Visible cases: planted pairs and a triple among 40 random 1x8x8 images; 30 images with no
     duplicates; look-alikes that are not duplicates. Hidden: one image, two identical images, RGB
-    float64 images with a group of four and two blank images, a larger set, and no calls of the
+    float64 images with a group of four and two blank images, 600 images, and no calls of the
     course's reference. Images are CPU tensors; the check is not run on ``meta`` (see module docstring).
     """
     report = Report("find_exact_duplicates")
@@ -141,9 +152,9 @@ def check_find_exact_duplicates(learner_fn: Learner, *, hidden: bool = False) ->
         lookalikes: dict[str, Pair] | None = None,
     ) -> None:
         with report.case(description):
-            got = _check_pair_format(
-                report, _as_pairs(report, learner_fn(images.clone())), len(images)
-            )
+            given = images.clone()
+            got = _check_pair_format(report, _as_pairs(report, learner_fn(given)), len(images))
+            _expect_unchanged(report, {"images": given}, {"images": images})
             if got != expected:
                 report.fail(_describe_exact_mismatch(got, expected, groups, lookalikes or {}))
 
@@ -183,8 +194,13 @@ def check_find_exact_duplicates(learner_fn: Learner, *, hidden: bool = False) ->
             [],
             lookalikes,
         )
-        images, expected, groups = _planted_groups_case(17, 400, (1, 8, 8), [3, 2, 2, 2, 5])
-        run_case("hidden: 400 images, five groups", images, expected, groups)
+        images, expected, groups = _planted_groups_case(18, 600, (1, 8, 8), [3, 2, 2, 2, 5, 2, 2])
+        run_case(
+            "hidden: 600 images (more than 512), seven groups, some past row 512",
+            images,
+            expected,
+            groups,
+        )
         _hidden_reference_case(
             report, learner_fn, EXACT_BANNED, lambda: learner_fn(_random_images(gen, 5, (1, 4, 4)))
         )

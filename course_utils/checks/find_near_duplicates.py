@@ -7,6 +7,16 @@ planted copies. Inputs: real digits from the embedded MNIST subset (the same kin
 tuned on), including the closest pairs of *different* 1s as distractors, plus copies with brightness
 x0.85-1.15 and Gaussian noise (std 0.05) and a few exact copies. CPU tensors only (a learner's ``.cpu()``
 or ``.numpy()`` is fine). Output format: see ``_pairs.py``.
+
+What the check verifies:
+
+- value: precision and recall of the pairs found against the planted copies (both >= ``NEAR_BAR``),
+  pixel-identical pairs excluded; a threshold named too loose or too tight only when the pairs found are
+  a sub- or super-level set of the reference distance.
+- input untouched: the images handed to the answer are compared with a copy kept aside.
+- every argument: the answer's own default threshold (the learner owns it); different mixes of copies,
+  exact copies and look-alike distractors (hidden: larger sets).
+- contract: pairs (i, j) with i < j, each once; hidden: no call of the reference.
 """
 
 from __future__ import annotations
@@ -18,7 +28,7 @@ import torch
 
 from course_utils.checks._pairs import Pair, _as_pairs, _check_pair_format, _short
 from course_utils.checks._report import CheckResult, Report
-from course_utils.checks._stage01 import Learner, _hidden_reference_case
+from course_utils.checks._stage01 import Learner, _expect_unchanged, _hidden_reference_case
 from course_utils.data import explore
 
 __all__ = ["check_find_near_duplicates"]
@@ -183,9 +193,9 @@ def check_find_near_duplicates(learner_fn: Learner, *, hidden: bool = False) -> 
     ) -> None:
         images, truth, exact, _ = _near_case(seed, n_other, n_near, n_exact, with_twins)
         with report.case(description):
-            found = _check_pair_format(
-                report, _as_pairs(report, learner_fn(images.clone())), len(images)
-            )
+            given = images.clone()
+            found = _check_pair_format(report, _as_pairs(report, learner_fn(given)), len(images))
+            _expect_unchanged(report, {"images": given}, {"images": images})
             included = found & exact
             report.expect(
                 not included,

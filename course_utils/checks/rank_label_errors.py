@@ -5,6 +5,17 @@ that is right about most examples, unsure about some hard ones, confidently disa
 labels, with a random per-example offset added to all logits (softmax ignores it). Graded by precision at
 k = number of flips (>= ``RANK_BAR``) and that the output is a permutation. The function must stay in torch
 on the logits' device and is run on ``meta`` tensors.
+
+What the check verifies:
+
+- value: precision at k (k = planted flips) >= ``RANK_BAR``; a classic bug (ascending order, max
+  confidence, disagreement only, raw logits) named only when the answer's top k overlap it by 80%.
+- input untouched: logits and labels compared with copies kept aside (no in-place shift, no
+  requires_grad).
+- every argument: 300 and 600 examples (past a 512-row block), 10 and 5 classes, column-major
+  (non-contiguous) logits; hidden: 1,000 examples in float64, no flips; the meta device.
+- contract: a permutation of all N indices as a tensor on the logits' device (None is named as a
+  missing return, not a device problem); hidden: no call of the reference.
 """
 
 from __future__ import annotations
@@ -16,8 +27,8 @@ import torch
 import torch.nn.functional as F
 
 from course_utils.checks._guards import WRONG_DEVICE_HINT
-from course_utils.checks._report import CheckResult, Report
-from course_utils.checks._stage01 import Learner, _hidden_reference_case
+from course_utils.checks._report import CheckResult, Report, describe
+from course_utils.checks._stage01 import Learner, _expect_unchanged, _hidden_reference_case
 from course_utils.data import explore
 
 __all__ = ["check_rank_label_errors"]
@@ -153,10 +164,15 @@ def check_rank_label_errors(learner_fn: Learner, *, hidden: bool = False) -> Che
         num_classes: int,
         n_flip: int,
         dtype: torch.dtype = torch.float32,
+        contiguous: bool = True,
     ) -> None:
         logits, labels, flipped = _label_error_case(seed, n, num_classes, n_flip, dtype)
         with report.case(description):
-            ranking = _as_ranking(report, learner_fn(logits.clone(), labels.clone()), n)
+            given = {"logits": logits.clone(), "labels": labels.clone()}
+            if not contiguous:
+                given["logits"] = logits.t().contiguous().t()  # same values, column-major
+            ranking = _as_ranking(report, learner_fn(given["logits"], given["labels"]), n)
+            _expect_unchanged(report, given, {"logits": logits, "labels": labels})
             if not flipped:
                 return
             k = len(flipped)
@@ -181,6 +197,14 @@ def check_rank_label_errors(learner_fn: Learner, *, hidden: bool = False) -> Che
             report.fail(message)
 
     run_case("300 examples, 10 classes, 30 flipped labels", 7, 300, 10, 30)
+    run_case(
+        "600 examples (more than 512), 5 classes, 60 flipped labels, non-contiguous logits",
+        11,
+        600,
+        5,
+        60,
+        contiguous=False,
+    )
     with report.case("meta tensors (the device a GPU run would use)"):
         logits = torch.empty(40, 10, device="meta")
         labels = torch.empty(40, dtype=torch.long, device="meta")
@@ -196,10 +220,13 @@ def check_rank_label_errors(learner_fn: Learner, *, hidden: bool = False) -> Che
                 report.fail(WRONG_DEVICE_HINT)
             raise
         report.expect(
-            isinstance(out, torch.Tensor) and out.device.type == "meta",
-            f"returned {type(out).__name__} "
-            f"{'on ' + out.device.type if isinstance(out, torch.Tensor) else ''}, expected a "
-            f"tensor on meta: {WRONG_DEVICE_HINT}",
+            isinstance(out, torch.Tensor),
+            f"returned {describe(out)}, expected a tensor of 40 indices"
+            + ("; did you forget the return statement?" if out is None else ""),
+        )
+        report.expect(
+            out.device.type == "meta",
+            f"returned a tensor on {out.device.type}, expected one on meta: {WRONG_DEVICE_HINT}",
         )
         report.expect(tuple(out.shape) == (40,), f"output shape {tuple(out.shape)}, expected (40,)")
     if hidden:

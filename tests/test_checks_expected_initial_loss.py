@@ -74,3 +74,33 @@ def test_expected_initial_loss_hidden_catches_the_reference(capsys):
         "library function",
         hidden=True,
     )
+
+
+# --- every size, hints from evidence (issue 17, classes 4, 7) ---
+
+
+def initial_loss_table(num_classes):
+    return {2: 0.693147, 3: 1.098612, 10: 2.302585, 1000: 6.907755}.get(num_classes, 0.0)
+
+
+def initial_loss_almost(num_classes):
+    return math.log(num_classes) * (1 + 2e-5)
+
+
+def test_expected_initial_loss_tries_a_large_number_of_classes(capsys):
+    assert_fails(
+        capsys, checks.check_expected_initial_loss, initial_loss_table, "num_classes=50000"
+    )
+
+
+def test_expected_initial_loss_prints_numbers_that_differ(capsys):
+    out = assert_fails(
+        capsys, checks.check_expected_initial_loss, initial_loss_almost, "relative error"
+    )
+    first = out.splitlines()[0]
+    assert first.split(" = ")[1].split(",")[0] != first.split("got ")[1].split(" ")[0]
+
+
+def test_expected_initial_loss_names_a_missing_return(capsys):
+    out = assert_fails(capsys, checks.check_expected_initial_loss, lambda c: None, "got None")
+    assert "shape" not in out

@@ -143,3 +143,14 @@ def near_normalises_in_place(images, threshold=0.015):
 def test_near_fails_images_changed_in_place(capsys):
     result = checks.check_find_near_duplicates(near_normalises_in_place)
     assert_failed(result, capsys, "changes its input in place (images)")
+
+
+def near_on_pooled_images(images, threshold=0.015):
+    small = torch.nn.functional.avg_pool2d(images.float(), 4)  # 7x7: different 1s look alike
+    return find_near_duplicates(small, threshold)
+
+
+def test_near_names_a_threshold_only_when_the_distance_is_right(capsys):
+    result = checks.check_find_near_duplicates(near_on_pooled_images)
+    out = assert_failed(result, capsys, "precision 0.20", "no threshold of a")
+    assert "threshold too" not in out, out

@@ -1,5 +1,13 @@
 """Check for stage 02's ``expected_initial_loss(num_classes) -> float``: the loss at init,
 ln C (the cross-entropy of a uniform guess).
+
+What the check verifies:
+
+- value: ln C to relative 1e-5; a classic bug (log10, log2, 1/C, sign, ln(C-1)) named only when the number
+  matches it; expected and got printed with enough digits to differ.
+- every argument: C from 2 to 50,000 (hidden: 1, 7, 100).
+- contract: one number (float, NumPy scalar or one-element tensor; None or several numbers are named as
+  such); hidden: no call of the reference.
 """
 
 from __future__ import annotations
@@ -8,6 +16,7 @@ import math
 from collections.abc import Callable
 
 from course_utils.checks._library_calls import _reference_case
+from course_utils.checks._numbers import differing
 from course_utils.checks._report import CheckResult, Report
 from course_utils.checks._values import _as_float, _first_match
 
@@ -20,10 +29,10 @@ def check_expected_initial_loss(
     """Check ``expected_initial_loss(num_classes) -> float``: the cross-entropy of a uniform guess.
 
     Expected: -ln(1/C) = ln C (natural log: PyTorch's cross-entropy is in nats). The answer may
-    return a float or a one-element tensor. Tried on C = 10, 2, 1000, 3 (hidden: 7, 100, 1).
+    return a float or a one-element tensor. Tried on C = 10, 2, 1000, 3, 50,000 (hidden: 7, 100, 1).
     """
     report = Report("expected_initial_loss")
-    classes = [10, 2, 1000, 3] + ([7, 100, 1] if hidden else [])
+    classes = [10, 2, 1000, 3, 50_000] + ([7, 100, 1] if hidden else [])
     for c in classes:
         with report.case(f"num_classes={c}"):
             got = _as_float(report, learner_fn(c), "the expected initial loss")
@@ -46,7 +55,8 @@ def check_expected_initial_loss(
                 ),
             }
             hint = _first_match(got, variants, lambda g, v: math.isclose(g, v, rel_tol=1e-5))
-            message = f"expected ln({c}) = {expected:.6g}, got {got:.6g}"
+            shown_expected, shown_got = differing(expected, got)
+            message = f"expected ln({c}) = {shown_expected}, got {shown_got}"
             report.fail(message + (f". Looks like: {hint}" if hint else ""))
     if hidden:
         _reference_case(

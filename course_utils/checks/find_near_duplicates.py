@@ -165,11 +165,18 @@ def _near_diagnosis(
     reference = explore.near_duplicate_distance(images.double())
     if _sublevel_consistent(found, l2, exact) and not _sublevel_consistent(found, reference, exact):
         return L2_HINT
-    if precision < NEAR_BAR and recall >= NEAR_BAR:
+    # A threshold is named only when the pairs found are those below some threshold of the
+    # reference distance: then the distance is right and only the cut-off is off.
+    on_reference = _sublevel_consistent(found, reference, exact)
+    if precision < NEAR_BAR and recall >= NEAR_BAR and on_reference:
         return TOO_LOOSE_HINT
-    if recall < NEAR_BAR and precision >= NEAR_BAR:
+    if recall < NEAR_BAR and precision >= NEAR_BAR and (on_reference or not found - exact):
         return TOO_TIGHT_HINT
-    return "a distance that brightness or noise moves more than the gap between different digits"
+    return (
+        "no threshold of a brightness- and noise-robust distance picks exactly these pairs: your "
+        "distance puts some different digits closer than some planted copies; print the distances "
+        "of a missed and of a wrong pair to see which"
+    )
 
 
 def check_find_near_duplicates(learner_fn: Learner, *, hidden: bool = False) -> CheckResult:

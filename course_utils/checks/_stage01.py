@@ -1,5 +1,7 @@
 """Shared by the stage 01 checks (duplicates, near-duplicates, label errors): the hidden case that
-fails an answer calling the reference or the library function the exercise replaces.
+fails an answer calling the reference or the library function the exercise replaces (calls read from the
+answer's syntax tree, plus run-time tripwires), and the check that the tensors handed to the answer come
+back unchanged ("changes its input in place (name)").
 """
 
 from __future__ import annotations

@@ -200,7 +200,7 @@ def search_pops_the_space(objective, space, n_trials, rng):
         (search_global_seed, ["gave the same trials", "re-seeded inside (np.random.seed)"]),
         (search_sorted_by_value, ["returned sorted by value, not in the order they were run"]),
         (search_reversed, ["returned in another order, not in the order they were run"]),
-        (search_one_dict_reused, ["the same params dict object"]),
+        (search_one_dict_reused, ["one dict is reused and overwritten"]),
         (search_pops_the_space, ["changes its input in place (space)"]),
     ],
 )

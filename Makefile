@@ -64,13 +64,14 @@ JOBS ?= 1
 grade: $(STAMP)
 	$(BIN)/course grade $(SUBMISSIONS) --jobs $(JOBS)
 
-## Time every solutions notebook, the reference ops and the group-norm routes; rewrite benchmarks/*.md;
-## print the notebooks' code-cell lengths against the readability goal.
+## Time every solutions notebook, the reference ops, the group-norm routes and every check (visible and
+## hidden, warm); rewrite benchmarks/*.md; print the notebooks' code-cell lengths against the readability goal.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/cell_stats.py
 	$(BIN)/python benchmarks/bench_notebooks.py
 	$(BIN)/python benchmarks/bench_ops.py
 	$(BIN)/python benchmarks/bench_group_norm_routes.py
+	$(BIN)/python benchmarks/bench_checks.py
 
 ## Time `course grade` on a synthetic class, --jobs 1 against --jobs 2 (about 10 minutes).
 bench-grading: $(STAMP)

@@ -1,0 +1,76 @@
+"""Finding an answer that calls the reference: the hidden case shared by the stage 02, 04, 05 and
+06 checks (the names the answer's source calls, resolved where possible, and a run-time tripwire).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from course_utils.checks._guards import (
+    ReferenceCalled,
+    _calls_in_source,
+    tripwires,
+)
+from course_utils.checks._report import Report
+
+_LIBRARY_PACKAGES = ("course_utils", "torch", "sklearn", "scipy", "optuna", "numpy")
+
+
+def _source_calls(fn: Callable[..., Any], banned: Sequence[str]) -> list[str]:
+    """Banned dotted names whose last part ``fn``'s source calls, read from its syntax tree
+    (``_guards._calls_in_source``): a comment, a string or a variable naming one is not a call, nor
+    is a call of the learner's own helper that happens to share the name."""
+    called, _ = _calls_in_source(fn)
+    names = getattr(fn, "__globals__", {})
+    found = []
+    for dotted in banned:
+        leaf = dotted.rsplit(".", 1)[-1]
+        if leaf not in called:
+            continue
+        own = names.get(leaf)
+        if own is not None and not _from_library(own):
+            continue  # the learner's own helper that happens to share the name
+        found.append(dotted)
+    return found
+
+
+def _from_library(obj: object) -> bool:
+    return (getattr(obj, "__module__", None) or "").split(".")[0] in _LIBRARY_PACKAGES
+
+
+def _reference_case(
+    report: Report, learner_fn: Callable[..., Any], banned: Sequence[str], run: Callable[[], Any]
+) -> None:
+    """Hidden-test case: the answer is not a library function, names no banned function in its
+    source, and calls none of them while ``run()`` runs it (tripwires)."""
+    with report.case("does not call the reference"):
+        if _from_library(learner_fn):
+            report.fail(
+                f"your answer is the library function {learner_fn.__module__}."
+                f"{getattr(learner_fn, '__name__', '?')}; write the function yourself"
+            )
+        found = _source_calls(learner_fn, banned)
+        if found:
+            report.fail(f"your answer calls {', '.join(found)}, which it should implement itself")
+        # Only modules already imported can be called at run time without an import statement,
+        # which the source check sees; this spares importing e.g. scipy.stats just to guard it.
+        with tripwires(_importable(list(banned))):
+            try:
+                run()
+            except ReferenceCalled:
+                raise
+            except Exception:  # other errors are reported by the other cases
+                pass
+
+
+def _importable(names: list[str]) -> list[str]:
+    """The dotted names whose module (or class) is already imported."""
+    kept = []
+    for dotted in names:
+        owner = dotted.rsplit(".", 1)[0]
+        parent, _, leaf = owner.rpartition(".")
+        if owner in sys.modules or hasattr(sys.modules.get(parent), leaf):
+            kept.append(dotted)
+    return kept

@@ -1,0 +1,72 @@
+"""Shared by the stage 01 checks (duplicates, near-duplicates, label errors): the hidden case that
+fails an answer calling the reference or the library function the exercise replaces (calls read from the
+answer's syntax tree, plus run-time tripwires), and the check that the tensors handed to the answer come
+back unchanged ("changes its input in place (name)").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from course_utils.checks._guards import ReferenceCalled, _calls_in_source, tripwires
+from course_utils.checks._report import Report
+
+Learner = Callable[..., Any]
+_LIBRARIES = ("course_utils", "torch", "numpy", "sklearn", "scipy", "cleanlab")
+
+
+def _reference_calls(fn: Learner, banned: list[str]) -> list[str]:
+    """Banned names called in ``fn``'s source, read from its syntax tree (``_guards._calls_in_source``):
+    the answer's own ``def`` (the exercise's function has the reference's name), a comment, a string or
+    a variable naming the reference is not a call, nor is a call of the learner's own helper of that
+    name."""
+    called, _ = _calls_in_source(fn)
+    names = getattr(fn, "__globals__", {})
+    found = []
+    for dotted in banned:
+        leaf = dotted.rsplit(".", 1)[-1]
+        if leaf not in called:
+            continue
+        own = names.get(leaf)
+        library = str(getattr(own, "__module__", "") or "").split(".")[0] in _LIBRARIES
+        if own is not None and own is not fn and not library:
+            continue  # the learner's own helper of that name (run-time tripwires still watch)
+        found.append(dotted)
+    return found
+
+
+def _hidden_reference_case(
+    report: Report,
+    learner_fn: Learner,
+    banned: list[str],
+    run: Callable[[], Any],
+    source_only: tuple[str, ...] = (),
+) -> None:
+    with report.case("hidden: the answer is your own code, not the course's reference"):
+        called = _reference_calls(learner_fn, banned + list(source_only))
+        report.expect(
+            not called,
+            f"your answer calls {', '.join(called)}; write it yourself (the reference is what the "
+            "check compares you against)",
+        )
+        try:
+            with tripwires(banned):
+                run()
+        except ReferenceCalled as called_at_run_time:
+            report.fail(f"{called_at_run_time}; the check compares you against it")
+
+
+def _expect_unchanged(
+    report: Report, given: dict[str, torch.Tensor], kept: dict[str, torch.Tensor]
+) -> None:
+    """FAIL "changes its input in place (name)" for each tensor handed to the answer that no longer
+    equals the copy kept aside (or gained requires_grad)."""
+    for name, tensor in given.items():
+        if tensor.requires_grad or not torch.equal(tensor, kept[name]):
+            report.fail(
+                f"changes its input in place ({name}): the caller's tensor was modified; work on "
+                "a copy (e.g. x = x.clone()) or use out-of-place operations"
+            )

@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -94,3 +94,51 @@ def unambiguous(
         if not clash:
             kept.append(variants[i])
     return kept
+
+
+def compare_named(
+    report: Report,
+    got: object,
+    expected: torch.Tensor,
+    variants: Sequence[tuple[str, torch.Tensor]] = (),
+    *,
+    what: str = "output",
+    nonfinite_hint: str | None = None,
+    fallback_hint: str | None = None,
+    rtol: float = 1e-4,
+    atol: float = 1e-5,
+) -> None:
+    """Fail the current case unless ``got`` matches ``expected``, naming the one buggy variant it
+    equals (among those the input tells apart), else ``nonfinite_hint`` when only ``got`` has
+    nan/inf, else ``fallback_hint``; the message says where the values differ."""
+    expected64 = expected.detach().to("cpu", torch.float64)
+    got64 = _as64(got)
+    if got64 is not None and _same(got64, expected64, rtol, atol):
+        return
+    hint = None
+    if got64 is not None:
+        for name, value in unambiguous(variants, rtol, atol):
+            if _same(got64, value.detach().to("cpu", torch.float64), rtol, atol):
+                hint = name
+                break
+        blew_up = not bool(got64.isfinite().all()) and bool(expected64.isfinite().all())
+        if hint is None and blew_up:
+            hint = nonfinite_hint
+    expect_close_at(
+        report, got, expected64, what=what, hint=hint or fallback_hint, rtol=rtol, atol=atol
+    )
+
+
+def returning(
+    report: Report, call: Callable[[], object], what: str = "a tensor"
+) -> Callable[[], object]:
+    """``call`` that fails the case with "returned None" instead of handing None on (to a meta or
+    shape check that would blame a detached output or a shape)."""
+
+    def run() -> object:
+        out = call()
+        if out is None:
+            report.fail(f"returned None (a missing return statement?); expected {what}")
+        return out
+
+    return run

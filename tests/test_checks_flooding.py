@@ -126,8 +126,10 @@ def test_flooding_hidden_check_fails_answers_that_call_the_reference(capsys):
 
 
 def flood_shifts_the_loss_in_place(loss, b):
-    loss.sub_(b)  # the caller's loss now reads loss - b (what it logs is wrong)
-    return loss.abs() + b
+    out = (loss - b).abs() + b
+    with torch.no_grad():
+        loss.copy_(out)  # the caller's loss now reads the flooded value (what it logs is wrong)
+    return out
 
 
 def flood_returns_nothing(loss, b):

@@ -6,7 +6,8 @@ Coverage:
 - value: 2-D to 5-D inputs, G = 1, G = C, random shapes, float64, tiny variances, against the float64
   reference; a wrong value names the index and size of the largest error;
 - gradient: d<y, u>/d(x, weight, bias) for a random upstream u, in float64, with and without the affine;
-  ``torch.autograd.gradcheck`` on a small input (a hand-written backward is checked too);
+  finite differences along random directions on a small input, as ``torch.autograd.gradcheck``
+  does (a hand-written backward is checked too);
 - input untouched: x, weight and bias keep their values and ``._version`` counters;
 - every argument: weight and bias left at None, one of them None, eps at its default and explicit;
   inputs of more than 512 rows;
@@ -205,7 +206,7 @@ def check_group_norm(learner_fn: Callable[..., Any], *, hidden: bool = False) ->
 
     Tries 2-D, 3-D and 4-D inputs, G = 1, G = C and random shapes, tiny activations (where eps
     matters), an explicit eps, weight and/or bias None, more than 512 rows, float64, gradients
-    (float64 vector-Jacobian products and gradcheck), inputs untouched, and meta tensors. Names the
+    (float64 vector-Jacobian products and finite differences), inputs untouched, and meta tensors. Names the
     classic bugs: batch-axis statistics, G ignored (layer/instance norm), interleaved groups,
     unbiased variance, eps outside the square root or missing, per-group affine. ``hidden=True``
     adds 1x1 maps with G = C, 5-D and non-contiguous inputs, a batch of one, and bans
@@ -319,29 +320,41 @@ def check_group_norm(learner_fn: Callable[..., Any], *, hidden: bool = False) ->
     gradient_case("gradients match the reference (x, weight and bias), float64", affine=True)
     gradient_case("gradient of x without weight and bias, float64", affine=False)
 
-    with report.case("torch.autograd.gradcheck on x (2, 4, 3), weight and bias, G=2"):
-        x = torch.randn(2, 4, 3, generator=gen, dtype=torch.float64).requires_grad_()
-        weight = (torch.rand(4, generator=gen, dtype=torch.float64) + 0.5).requires_grad_()
-        bias = torch.randn(4, generator=gen, dtype=torch.float64).requires_grad_()
+    with report.case("gradient against finite differences of your own output, x (2, 4, 3), G=2"):
+        # gradcheck's idea along random directions v: <J^T u, v> (autograd) must equal
+        # <u, (f(p + h v) - f(p - h v)) / 2h> (central differences, float64). One backward per
+        # forward, so it also runs through the grading channel.
+        x = torch.randn(2, 4, 3, generator=gen, dtype=torch.float64)
+        weight = torch.rand(4, generator=gen, dtype=torch.float64) + 0.5
+        bias = torch.randn(4, generator=gen, dtype=torch.float64)
+        upstream = torch.randn(2, 4, 3, generator=gen, dtype=torch.float64)
 
-        def answer(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> Any:
+        def answer(*params: torch.Tensor) -> Any:
             with _guard(hidden, GROUP_NORM_BANNED):
-                return learner_fn(x, 2, w, b)
+                return learner_fn(params[0], 2, params[1], params[2])
 
-        report.expect(
-            isinstance(answer(x, weight, bias), torch.Tensor)
-            and answer(x, weight, bias).requires_grad,
-            DETACHED_HINT,
-        )
-        try:
-            torch.autograd.gradcheck(answer, (x, weight, bias), eps=1e-6, atol=1e-5, rtol=1e-4)
-        except torch.autograd.gradcheck.GradcheckError as error:
-            first = str(error).strip().splitlines()[0]
-            report.fail(
-                "the gradient does not match finite differences of your own output "
-                f"(torch.autograd.gradcheck: {first}); a .detach(), torch.no_grad() or a "
-                "hand-written backward that misses a term"
-            )
+        params = [t.clone().requires_grad_() for t in (x, weight, bias)]
+        out = answer(*params)
+        report.expect(isinstance(out, torch.Tensor) and out.requires_grad, DETACHED_HINT)
+        grads = torch.autograd.grad(out, params, upstream, allow_unused=True)
+        grads = [
+            torch.zeros_like(p) if g is None else g for g, p in zip(grads, params, strict=True)
+        ]
+        step = 1e-6
+        for _ in range(3):
+            directions = [torch.randn(t.shape, generator=gen, dtype=torch.float64) for t in params]
+            with torch.no_grad():
+                up = answer(*(p + step * v for p, v in zip(params, directions, strict=True)))
+                down = answer(*(p - step * v for p, v in zip(params, directions, strict=True)))
+            numeric = float(((up - down) / (2 * step) * upstream).sum())
+            analytic = float(sum((g * v).sum() for g, v in zip(grads, directions, strict=True)))
+            if abs(numeric - analytic) > 1e-5 * (1 + abs(numeric)):
+                report.fail(
+                    "the gradient does not match finite differences of your own output (along a "
+                    f"random direction: autograd {analytic:.8g}, central differences "
+                    f"{numeric:.8g}); a .detach(), torch.no_grad() or a hand-written backward "
+                    "that misses a term"
+                )
 
     with report.case("runs on the meta device (no tensors created on the CPU)"), _meta_run(report):
         x = torch.empty(2, 8, 4, 4, device="meta")

@@ -12,6 +12,7 @@ import course_utils.losses
 from course_utils.checks.distillation_loss import check_distillation_loss
 from tests.check_helpers import (
     DEVICE_HINT,
+    IN_PLACE,
     NOT_IMPLEMENTED,
     assert_fails,
     assert_passes,
@@ -146,3 +147,41 @@ def distill_detached_normaliser(s, t, T):
 def distill_teacher_scaled_in_place(s, t, T):
     t /= T  # the teacher's logits divided in the caller's tensor
     return T**2 * F.kl_div(F.log_softmax(s / T, 1), F.softmax(t, 1), reduction="batchmean")
+
+
+def distill_wrong_past_512_rows(s, t, T):
+    log_q, log_p = F.log_softmax(s / T, 1), F.log_softmax(t / T, 1)
+    per_sample = (log_p.exp() * (log_p - log_q)).sum(1)
+    if per_sample.shape[0] > 512:
+        per_sample = per_sample[:512]
+    return T**2 * per_sample.mean()
+
+
+def distill_returns_nothing(s, t, T):
+    distill_by_hand(s, t, T)
+
+
+def distill_touches_teacher(s, t, T):
+    t.mul_(1.0)  # values unchanged, the caller's teacher logits written to
+    return distill_by_hand(s, t, T)
+
+
+class TestDistillationIssue17:
+    def test_error_past_512_rows_fails(self, capsys):
+        assert_fails(
+            capsys, check_distillation_loss, distill_wrong_past_512_rows, "more than 512 rows"
+        )
+
+    def test_returning_none_says_so(self, capsys):
+        text = assert_fails(
+            capsys, check_distillation_loss, distill_returns_nothing, "returned None"
+        )
+        assert "NoneType" not in text
+
+    def test_version_counter_catches_a_write_to_the_teacher(self, capsys):
+        assert_fails(
+            capsys,
+            check_distillation_loss,
+            distill_touches_teacher,
+            IN_PLACE + " (teacher_logits)",
+        )

@@ -12,6 +12,7 @@ from course_utils.checks.flooding import check_flooding
 from tests.check_helpers import (
     DETACHED,
     DEVICE_HINT,
+    IN_PLACE,
     NOT_IMPLEMENTED,
     assert_fails,
     assert_passes,
@@ -122,3 +123,23 @@ def test_flooding_hidden_check_fails_answers_that_call_the_reference(capsys):
     assert_fails(
         capsys, check_flooding, flood_calls_course_utils, "course_utils.losses.flooded", hidden=True
     )
+
+
+def flood_shifts_the_loss_in_place(loss, b):
+    out = (loss - b).abs() + b
+    with torch.no_grad():
+        loss.copy_(out)  # the caller's loss now reads the flooded value (what it logs is wrong)
+    return out
+
+
+def flood_returns_nothing(loss, b):
+    (loss - b).abs() + b
+
+
+def test_flooding_check_fails_an_answer_that_changes_the_loss_in_place(capsys):
+    assert_fails(capsys, check_flooding, flood_shifts_the_loss_in_place, IN_PLACE + " (loss)")
+
+
+def test_flooding_check_says_returned_none(capsys):
+    text = assert_fails(capsys, check_flooding, flood_returns_nothing, "returned None")
+    assert "NoneType" not in text

@@ -14,6 +14,7 @@ from course_utils.checks.focal_loss import check_focal_loss
 from tests.check_helpers import (
     DETACHED,
     DEVICE_HINT,
+    IN_PLACE,
     NOT_IMPLEMENTED,
     assert_fails,
     assert_passes,
@@ -221,3 +222,47 @@ def focal_targets_flipped_in_place(x, y, alpha=0.25, gamma=2.0):
 def focal_mentioning_the_library(x, y, alpha=0.25, gamma=2.0):
     # the same numbers as torchvision.ops.sigmoid_focal_loss(x, y, alpha, gamma)
     return focal_reference(x, y, alpha, gamma)
+
+
+def focal_default_alpha_half(x, y, alpha=0.5, gamma=2.0):
+    return focal_reference(x, y, alpha, gamma)
+
+
+def focal_wrong_past_512_rows(x, y, alpha=0.25, gamma=2.0):
+    out = focal_reference(x, y, alpha, gamma)
+    return torch.cat([out[:512], out[512:] * 1.01]) if out.shape[0] > 512 else out
+
+
+def focal_returns_nothing(x, y, alpha=0.25, gamma=2.0):
+    focal_reference(x, y, alpha, gamma)
+
+
+def focal_clamps_logits_in_place(x, y, alpha=0.25, gamma=2.0):
+    with torch.no_grad():
+        x.clamp_(-100.0, 100.0)  # no value changes here, but the caller's tensor was written to
+    return focal_reference(x, y, alpha, gamma)
+
+
+class TestFocalIssue17:
+    def test_defaults_are_exercised(self, capsys):
+        text = assert_fails(capsys, check_focal_loss, focal_default_alpha_half, "at their defaults")
+        assert len(text.splitlines()) == 1
+
+    def test_error_past_512_rows_is_located(self, capsys):
+        text = assert_fails(
+            capsys, check_focal_loss, focal_wrong_past_512_rows, "more than 512 rows"
+        )
+        assert "at index (5" in text and "elements differ" in text
+
+    def test_returning_none_says_so(self, capsys):
+        text = assert_fails(capsys, check_focal_loss, focal_returns_nothing, "returned None")
+        assert "shape ()" not in text and "NoneType" not in text
+
+    def test_version_counter_catches_a_write_that_keeps_the_values(self, capsys):
+        assert_fails(capsys, check_focal_loss, focal_clamps_logits_in_place, IN_PLACE + " (logits)")
+
+    def test_alpha_swapped_is_named_only_where_the_input_tells(self, capsys):
+        text = assert_fails(capsys, check_focal_loss, focal_alpha_everywhere, hidden=True)
+        targets_line = [line for line in text.splitlines() if "all-negative" in line]
+        assert targets_line and "alpha_t is swapped" not in targets_line[0]
+        assert "alpha multiplies every element" in text

@@ -12,6 +12,7 @@ import course_utils.losses
 from course_utils.checks.label_smoothing import check_label_smoothing
 from tests.check_helpers import (
     DEVICE_HINT,
+    IN_PLACE,
     NOT_IMPLEMENTED,
     assert_fails,
     assert_passes,
@@ -182,3 +183,53 @@ def smoothing_with_a_variable_named_label_smoothing(x, y, eps):
 def smoothing_with_the_keyword_in_a_string(x, y, eps):
     _ = "F.cross_entropy(x, y, label_smoothing=eps) would be the library's version"
     return smoothing_reference(x, y, eps)
+
+
+def _smoothing_right(x, y, eps):
+    log_p = F.log_softmax(x, dim=1)
+    return -((1 - eps) * log_p.gather(1, y[:, None])[:, 0] + eps * log_p.mean(1))
+
+
+def smoothed_wrong_past_512_rows(x, y, eps):
+    per_sample = _smoothing_right(x, y, eps)
+    if per_sample.shape[0] > 512:
+        per_sample = torch.cat([per_sample[:512], per_sample[512:] * 0])
+    return per_sample.mean()
+
+
+def smoothed_eps_nudged(x, y, eps):
+    return _smoothing_right(x, y, eps * 1.002).mean()
+
+
+def smoothed_returns_nothing(x, y, eps):
+    _smoothing_right(x, y, eps).mean()
+
+
+def smoothed_clamps_targets_in_place(x, y, eps):
+    y.clamp_(0, x.shape[1] - 1)  # values unchanged, the caller's tensor written to
+    return _smoothing_right(x, y, eps).mean()
+
+
+class TestLabelSmoothingIssue17:
+    def test_error_past_512_rows_fails(self, capsys):
+        assert_fails(
+            capsys, check_label_smoothing, smoothed_wrong_past_512_rows, "more than 512 rows"
+        )
+
+    def test_close_values_are_printed_with_enough_digits(self, capsys):
+        text = assert_fails(capsys, check_label_smoothing, smoothed_eps_nudged)
+        line = text.splitlines()[0]
+        expected = line.split("expected ")[1].split(",")[0]
+        got = line.split("got ")[1].split(" ")[0].rstrip(".;")
+        assert expected != got, line
+
+    def test_returning_none_says_so(self, capsys):
+        text = assert_fails(
+            capsys, check_label_smoothing, smoothed_returns_nothing, "returned None"
+        )
+        assert "NoneType" not in text
+
+    def test_version_counter_catches_a_write_to_the_targets(self, capsys):
+        assert_fails(
+            capsys, check_label_smoothing, smoothed_clamps_targets_in_place, IN_PLACE + " (targets)"
+        )

@@ -161,3 +161,21 @@ def forget_new_parameters(lstm, value=1.0):
 
 def forget_no_return(lstm, value=1.0):
     ref_init.set_lstm_forget_bias(lstm, value)
+
+
+def set_forget_bias_leaves_grad(lstm, value=1.0):
+    hidden = lstm.hidden_size
+    with torch.no_grad():
+        for name, param in lstm.named_parameters():
+            if name.startswith("bias_ih"):
+                param[hidden : 2 * hidden].fill_(value)
+            elif name.startswith("bias_hh"):
+                param[hidden : 2 * hidden].zero_()
+    for param in lstm.parameters():
+        param.grad = torch.zeros_like(param)  # e.g. from a test forward/backward pass
+    return lstm
+
+
+def test_lstm_check_fails_gradients_left_on_the_parameters(capsys):
+    result = run_check(capsys, check_lstm_forget_bias, set_forget_bias_leaves_grad)[0]
+    assert_fail_lines(result, "leaves .grad on")

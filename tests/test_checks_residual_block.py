@@ -11,7 +11,14 @@ from torch import nn
 
 from course_utils import layers as ref_layers
 from course_utils.checks.residual_block import check_residual_block
-from tests.check_helpers import DEVICE_HINT_START, assert_fail_lines, assert_pass_lines, run_check
+from tests.check_helpers import (
+    DEVICE_HINT_START,
+    GRADIENT,
+    IN_PLACE,
+    assert_fail_lines,
+    assert_pass_lines,
+    run_check,
+)
 
 
 class BlockRewrite(nn.Module):
@@ -142,3 +149,50 @@ class TestCheckResidualBlock:
             run_check(capsys, check_residual_block, BlockWrapsTorchvision, hidden=True)[0],
             "BasicBlock",
         )
+
+
+class BlockDetachedShortcut(BlockRewrite):
+    """Right values, but no gradient flows along the skip path."""
+
+    def forward(self, x):
+        return F.relu(self.branch(x) + self.shortcut(x).detach())
+
+
+class BlockInPlaceOnX(BlockRewrite):
+    def forward(self, x):
+        out = self.branch(x) + self.shortcut(x)
+        with torch.no_grad():
+            x.mul_(1.0)  # values kept, the caller's tensor written to
+        return F.relu(out)
+
+
+class BlockFloat64Friendly(BlockRewrite):
+    """Correct; the ReLU as clamp(min=0) and the sum through torch.add (another way to write it)."""
+
+    def forward(self, x):
+        return torch.add(self.branch(x), self.shortcut(x)).clamp(min=0)
+
+
+class BlockStrideRequired(BlockRewrite):
+    def __init__(self, in_channels, out_channels, stride):  # no default stride
+        super().__init__(in_channels, out_channels, stride)
+
+
+class TestResidualBlockIssue17:
+    def test_another_correct_form_passes(self, capsys):
+        assert_pass_lines(run_check(capsys, check_residual_block, BlockFloat64Friendly, True)[0])
+
+    def test_detached_shortcut_fails_on_the_gradient(self, capsys):
+        text = assert_fail_lines(
+            run_check(capsys, check_residual_block, BlockDetachedShortcut)[0], GRADIENT
+        )
+        assert "gradient of x at index" in text
+
+    def test_writing_to_x_fails(self, capsys):
+        assert_fail_lines(
+            run_check(capsys, check_residual_block, BlockInPlaceOnX)[0], IN_PLACE + " (x)"
+        )
+
+    def test_stride_default_is_exercised(self, capsys):
+        text = assert_fail_lines(run_check(capsys, check_residual_block, BlockStrideRequired)[0])
+        assert "stride left at its default 1" in text and len(text.splitlines()) == 1

@@ -1,5 +1,15 @@
 """Check for stage 06's ``distillation_loss(student_logits, teacher_logits, temperature)`` (Hinton et al. 2015), against ``course_utils.losses``
 in float64: value, gradient, inputs untouched, the classic bugs named.
+
+Coverage:
+
+- value: against the float64 reference on random logits, logits of +-200, one two-class sample,
+  C = 100 in float64, identical student and teacher (hidden);
+- gradient: d<loss, u>/d student logits for a random upstream u against the float64 reference's;
+- input untouched: student and teacher logits keep their values and ``._version`` counters;
+- every argument: temperature 0.5, 1, 2, 3 and 4; logits of more than 512 rows;
+- contract: a 0-dim tensor, meta tensors, no call of the course's version (hidden);
+- hints: a variant is named only when no other variant gives the same value on that input.
 """
 
 from __future__ import annotations
@@ -8,13 +18,13 @@ import torch
 import torch.nn.functional as F
 
 from course_utils import losses as ref
+from course_utils.checks._differences import compare_named, returning
+from course_utils.checks._inputs_untouched import expect_untouched, keep
 from course_utils.checks._loss_cases import (
     LearnerFn,
     Variants,
-    _compare,
     _expect_differentiable,
     _expect_gradient,
-    _expect_inputs_unchanged,
     _generator,
     _not_implemented,
     _reference_case,
@@ -124,12 +134,15 @@ def _distillation_case(
 ) -> None:
     expected = ref.distillation_loss(s.double(), t.double(), temperature=temperature)
     given, given_t = s.clone().requires_grad_(), t.clone()
+    kept = keep(student_logits=given, teacher_logits=given_t)
     got = learner_fn(given, given_t, temperature)
-    _expect_inputs_unchanged(report, {"student_logits": (given, s), "teacher_logits": (given_t, t)})
+    expect_untouched(report, kept)
+    if got is None:
+        report.fail("returned None (a missing return statement?); expected the loss")
     variants = _distillation_variants(s, t, temperature)
     if nonfinite_hint != DISTILLATION_SWAPPED:
         variants = [v for v in variants if v[0] != DISTILLATION_SWAPPED]
-    _compare(
+    compare_named(
         report,
         got,
         expected,
@@ -192,9 +205,11 @@ def check_distillation_loss(learner_fn: LearnerFn, *, hidden: bool = False) -> C
             nonfinite_hint=DISTILLATION_UNSTABLE,
             fallback_hint=DISTILLATION_UNSTABLE,
         )
+    with report.case("more than 512 rows: logits (700, 5), T=3"):
+        _distillation_case(report, learner_fn, logits(700, 5, 2.0), logits(700, 5, 3.0), 3.0)
     with report.case("meta tensors: student and teacher logits (4, 5)"):
         s, t = (torch.empty(4, 5, device="meta") for _ in range(2))
-        _run_on_meta(report, lambda: learner_fn(s, t, 2.0), ())
+        _run_on_meta(report, returning(report, lambda: learner_fn(s, t, 2.0)), ())
     summary = "matches T**2 * KL(teacher || student) with batchmean for T=1, 2, 4, logits of "
     summary += "+-200 and meta tensors"
     if not hidden:

@@ -1,18 +1,35 @@
-"""Check for stage 04's ``dropout(x, keep_prob, training)``, inverted dropout: kept fraction, scaling by 1/(1-p), eval mode as the
-identity, gradient through the mask.
+"""Check for stage 04's ``dropout(x, keep_prob, training=True)``, inverted dropout: kept fraction,
+scaling by 1/keep_prob, eval mode as the identity, gradient through the mask.
+
+Coverage:
+
+- value: kept units exactly x / keep_prob, dropped ones 0, mean preserved, identity in eval mode and
+  for keep_prob = 1 (int 1 too, hidden), float64 and float16 keep their dtype;
+- gradient: d<y, u>/dx = u * mask / keep_prob for a random upstream u (float32 and float64);
+- input untouched: x keeps its values and ``._version`` counter, in training and in eval mode;
+- randomness: the kept fraction within the Binomial's bounds at a false-alarm rate of 1e-9; each unit
+  kept independently (the per-sample counts spread like a Binomial's, not exactly k per sample);
+  a fresh mask per element, per sample and per call; the mask follows torch's global RNG (the same
+  ``torch.manual_seed`` gives the same mask, different seeds different masks);
+- every argument: keep_prob 0.8, 0.6, 0.5, 0.3, 1 (and 0.05 hidden), training left at its default
+  True and False; inputs of 10^6 elements (1000 rows);
+- contract: shape and dtype of x, meta tensors (no CPU tensors created), no library dropout (hidden).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from statistics import NormalDist
 from typing import Any
 
 import torch
 
+from course_utils.checks._differences import expect_close_at
 from course_utils.checks._guards import (
     one_cpu_thread,
 )
+from course_utils.checks._inputs_untouched import expect_untouched, keep
 from course_utils.checks._module_cases import (
     DETACHED_HINT,
     _expect_meta_tensor,
@@ -36,9 +53,20 @@ DROPOUT_BANNED = [
 ]
 
 
+FALSE_ALARM = 1e-9  # chance that a correct answer fails one statistical test
+_Z = NormalDist().inv_cdf(1 - FALSE_ALARM / 2)  # two-sided: 6.1 standard deviations
+
+
 def _kept_fraction_tolerance(keep_prob: float, count: int) -> float:
-    # 10 standard deviations of the binomial fraction, and never below 0.004.
-    return max(10 * math.sqrt(keep_prob * (1 - keep_prob) / count), 0.004)
+    # The Binomial fraction's bounds at the false-alarm rate, and never below 0.004.
+    return max(_Z * math.sqrt(keep_prob * (1 - keep_prob) / count), 0.004)
+
+
+def _dispersion_bounds(rows: int) -> tuple[float, float]:
+    """Bounds on var(per-row kept count) / (n p (1 - p)) for ``rows`` independent Binomial rows:
+    about 1 +- z * sqrt(2 / rows) (a chi-square over its degrees of freedom), widened by half."""
+    spread = 1.5 * _Z * math.sqrt(2 / rows)
+    return max(1 - spread, 0.0), 1 + spread
 
 
 def _check_dropout_sample(
@@ -130,12 +158,9 @@ def check_dropout(learner_fn: Callable[..., Any], *, hidden: bool = False) -> Ch
     for keep_prob in (0.8, 0.3):
         with report.case(f"training, keep_prob={keep_prob}, x of shape (1000, 1000)"):
             x = uniform(1000, 1000)
-            x_before = x.clone()
+            kept = keep(x=x)
             got = call(x, keep_prob, True, seed=int(keep_prob * 100))
-            report.expect(
-                torch.equal(x, x_before),
-                "your function changed x in place; return a new tensor (x * mask / keep_prob)",
-            )
+            expect_untouched(report, kept)
             _check_dropout_sample(report, x, got, keep_prob)
 
     with report.case("every sample gets its own mask, per element (x of shape (512, 256))"):
@@ -150,6 +175,20 @@ def check_dropout(learner_fn: Callable[..., Any], *, hidden: bool = False) -> Ch
         report.expect(
             not bool((kept == kept[:, :1]).all()),
             "whole rows are kept or dropped; dropout decides for every element separately",
+        )
+        counts = kept.double().sum(1)
+        ratio = float(counts.var() / (256 * 0.5 * 0.5))
+        low, high = _dispersion_bounds(512)
+        report.expect(
+            low <= ratio <= high,
+            f"the number of kept units per sample varies {ratio:.3g} times as much as independent "
+            f"Bernoulli(keep_prob) draws would (expected {low:.2f}..{high:.2f}); "
+            + (
+                "every sample keeps (nearly) the same number of units, e.g. a random permutation "
+                "of a fixed count; keep each unit independently: torch.rand_like(x) < keep_prob"
+                if ratio < low
+                else "the units of a sample are not dropped independently of each other"
+            ),
         )
 
     with report.case("a new mask on every call"):
@@ -168,9 +207,39 @@ def check_dropout(learner_fn: Callable[..., Any], *, hidden: bool = False) -> Ch
             "(no torch.manual_seed and no cached mask inside dropout)",
         )
 
+    with report.case("training left at its default (True) drops units"):
+        x = uniform(400, 250)
+        with _seeded_rng(37), _guard(hidden, DROPOUT_BANNED):
+            got = learner_fn(x, 0.6)
+        _check_dropout_sample(report, x, got, 0.6)
+
+    with report.case("the mask follows torch's global RNG (torch.manual_seed)"):
+        x = torch.ones(100, 100)
+        first, again, other = (call(x, 0.5, True, seed=seed) for seed in (41, 41, 42))
+        for got in (first, again, other):
+            report.expect(
+                isinstance(got, torch.Tensor), f"should return a tensor, got {describe(got)}"
+            )
+        same_seed = bool(torch.equal(first != 0, again != 0))
+        other_seed = float(((first != 0) == (other != 0)).double().mean())
+        report.expect(
+            other_seed < 0.9,
+            "different torch.manual_seed values gave the same mask: the mask ignores the global "
+            "RNG (a fixed seed or a generator of your own inside dropout?); draw it with "
+            "torch.rand_like(x), which follows torch.manual_seed",
+        )
+        report.expect(
+            same_seed,
+            "the same torch.manual_seed gave different masks: the mask comes from another random "
+            "source (NumPy, Python's random, a generator of your own), so runs cannot be "
+            "reproduced; draw it with torch.rand_like(x)",
+        )
+
     with report.case("training=False returns x unchanged"):
         x = uniform(300, 200)
+        kept = keep(x=x)
         got = call(x, 0.8, False, seed=3)
+        expect_untouched(report, kept)
         hint = None
         if isinstance(got, torch.Tensor) and tuple(got.shape) == tuple(x.shape):
             if bool((got == 0).any()):
@@ -195,13 +264,21 @@ def check_dropout(learner_fn: Callable[..., Any], *, hidden: bool = False) -> Ch
         got = call(x, 0.6, True, seed=13)
         _check_dropout_sample(report, x, got, 0.6)
 
-    with report.case("gradient is mask / keep_prob"):
-        x = uniform(200, 300).requires_grad_()
-        got = call(x, 0.7, True, seed=17)
-        report.expect(isinstance(got, torch.Tensor) and got.requires_grad, DETACHED_HINT)
-        (grad,) = torch.autograd.grad(got.sum(), x)
-        expected = (got.detach() != 0).to(x.dtype) / 0.7
-        report.expect_close(grad, expected, what="gradient of x", rtol=1e-5, atol=1e-6)
+    for dtype in (torch.float32, torch.float64):
+        name = str(dtype).replace("torch.", "")
+        with report.case(f"gradient is upstream * mask / keep_prob ({name}, (600, 100))"):
+            x = uniform(600, 100, dtype=dtype).requires_grad_()
+            upstream = torch.randn(600, 100, generator=gen, dtype=dtype)
+            got = call(x, 0.7, True, seed=17)
+            report.expect(isinstance(got, torch.Tensor) and got.requires_grad, DETACHED_HINT)
+            (grad,) = torch.autograd.grad(got, x, upstream)
+            expected = upstream * (got.detach() != 0).to(dtype) / 0.7
+            hint = None
+            if _matches(grad, upstream * (got.detach() != 0).to(dtype)):
+                hint = "the gradient misses the 1/keep_prob factor (a scaling under no_grad?)"
+            expect_close_at(
+                report, grad, expected, what="gradient of x", hint=hint, rtol=1e-5, atol=1e-6
+            )
 
     with report.case("runs on the meta device"), _meta_run(report):
         x = torch.empty(4, 5, device="meta")

@@ -1,5 +1,18 @@
 """Check for stage 06's ``ensemble_average(logits_list) -> Tensor (N, C)``: the mean of the models'
 softmax probabilities.
+
+Coverage:
+
+- value: against ``course_utils.ensemble.average_probabilities`` on 1 to 5 models, float32 and
+  float64, logits of size ~1000 (no overflow), more than 512 rows (600 x 10); a wrong value names the
+  index and size of the largest error;
+- gradient: not checked (an ensemble's average is not trained through);
+- input untouched: the list keeps its length and its tensor objects, each tensor its values and
+  ``._version`` counter (also when one tensor object appears twice in the list);
+- every argument: a list and a tuple (hidden) of logits;
+- contract: shape (N, C) and the logits' dtype, meta tensors (no CPU tensors created, no host
+  reads), no call of the course's version (hidden);
+- hints: a classic variant is named only when no other variant gives the same values on that input.
 """
 
 from __future__ import annotations
@@ -11,13 +24,14 @@ import torch
 import torch.nn.functional as F
 
 from course_utils import ensemble
+from course_utils.checks._differences import expect_close_at, unambiguous
 from course_utils.checks._guards import (
     meta_like,
 )
+from course_utils.checks._inputs_untouched import expect_untouched, keep
 from course_utils.checks._library_calls import _reference_case
 from course_utils.checks._meta import _device_error, _expect_meta, _meta_failure
 from course_utils.checks._report import CheckResult, Report
-from course_utils.checks._values import _first_match
 
 __all__ = ["check_ensemble_average"]
 
@@ -55,7 +69,14 @@ def _ensemble_case(
 ) -> None:
     m, (n, c) = len(logits), logits[0].shape
     expected = ensemble.average_probabilities(logits)
-    got = learner_fn(tuple(t.clone() for t in logits) if as_tuple else [t.clone() for t in logits])
+    given = tuple(logits) if as_tuple else list(logits)  # the tensors themselves: edits show
+    copies = [t.clone() for t in logits]
+    kept = keep(logits_list=given)
+    got = learner_fn(given)
+    expect_untouched(report, kept)
+    logits = copies
+    if got is None:
+        report.fail(f"returned None (a missing return statement?); expected a tensor ({n}, {c})")
     if not isinstance(got, torch.Tensor):
         report.fail(f"should return a tensor of shape ({n}, {c}), got {type(got).__name__}")
     shape = tuple(got.shape)
@@ -79,15 +100,14 @@ def _ensemble_case(
             f"the output has nan/inf for logits as large as {largest:.0f}. Looks like: exp "
             "overflowed; use torch.softmax, which subtracts the max first"
         )
-    hint = _first_match(
-        got,
-        _ensemble_variants(logits),
-        lambda g, v: (
-            tuple(v.shape) == tuple(g.shape)
-            and torch.allclose(g.detach().double(), v.double(), rtol=1e-4, atol=1e-6)
-        ),
-    )
-    report.expect_close(got, expected, what="probabilities", hint=hint, rtol=1e-4, atol=1e-6)
+    hint = None
+    if not torch.allclose(got.detach().double(), expected.double(), rtol=1e-4, atol=1e-6):
+        variants = [(h, compute()) for h, compute in _ensemble_variants(logits).items()]
+        for h, value in unambiguous(variants, rtol=1e-4, atol=1e-6):
+            if torch.allclose(got.detach().double(), value.double(), rtol=1e-4, atol=1e-6):
+                hint = h
+                break
+    expect_close_at(report, got, expected, what="probabilities", hint=hint, rtol=1e-4, atol=1e-6)
 
 
 def check_ensemble_average(
@@ -97,8 +117,8 @@ def check_ensemble_average(
 
     Expected: the mean over the M models of ``softmax(logits, dim=-1)``, each row a probability
     distribution, with the logits' dtype and device. ``logits_list`` is a list of M tensors (N, C).
-    Tried on 3 models x 5 samples x 4 classes, one model, float64 logits, logits of size ~1000 and
-    meta tensors. Hidden: 5 models x 1 sample x 2 classes, a tuple input.
+    Tried on 3 models x 5 samples x 4 classes, one model, float64 logits, logits of size ~1000,
+    600 samples and meta tensors; the logits must come back unchanged. Hidden: 5 models x 1 sample x 2 classes, a tuple input.
     """
     report = Report("ensemble_average")
     gen = torch.Generator().manual_seed(0)
@@ -113,6 +133,10 @@ def check_ensemble_average(
             [torch.randn(4, 3, generator=gen, dtype=torch.float64) for _ in range(2)],
         ),
         ("large logits (~1000)", [1000 * torch.randn(5, 4, generator=gen) for _ in range(3)]),
+        (
+            "more than 512 rows: 3 models, 600 samples, 10 classes",
+            [2 * torch.randn(600, 10, generator=gen) for _ in range(3)],
+        ),
     ]
     if hidden:
         cases += [
@@ -135,6 +159,8 @@ def check_ensemble_average(
             if _device_error(error):
                 report.fail(_meta_failure(error))
             raise
+        if got is None:
+            report.fail("returned None (a missing return statement?); expected a tensor (5, 4)")
         _expect_meta(report, got, (5, 4))
     if hidden:
         _reference_case(

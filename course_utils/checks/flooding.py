@@ -1,5 +1,17 @@
 """Check for stage 04's ``flood(loss, b)`` (Ishida et al. 2020): ``|loss - b| + b``, value and the gradient's
 sign flip below the flood level.
+
+Coverage:
+
+- value: above, below and at b = 0, far below b in float64 and just above b (hidden);
+- gradient: d flood / d weights against the reference's (the loss's gradient above b, its negative
+  below b), zero or unflipped gradients named;
+- input untouched: the loss tensor handed in keeps its value and ``._version`` counter (a
+  ``loss.sub_(b)`` inside flood would change what the caller logs);
+- every argument: b = 0, 0.05, 0.2, 0.3, 1.5 with losses above and below;
+- contract: a differentiable 0-dim tensor, meta tensors (no host reads such as ``if loss < b``), no
+  call of the course's version (hidden);
+- hints: a variant is named only when no other variant gives the same value on that input.
 """
 
 from __future__ import annotations
@@ -7,9 +19,10 @@ from __future__ import annotations
 import torch
 
 from course_utils import losses as ref
+from course_utils.checks._differences import compare_named, returning
+from course_utils.checks._inputs_untouched import expect_untouched, keep
 from course_utils.checks._loss_cases import (
     LearnerFn,
-    _compare,
     _expect_differentiable,
     _generator,
     _not_implemented,
@@ -75,7 +88,12 @@ def _flooding_case(
     (plain_grad,) = torch.autograd.grad(_make_loss(w_ref, value), w_ref)
 
     w_learner = w.detach().clone().requires_grad_()
-    got = learner_fn(_make_loss(w_learner, value), b)
+    loss = _make_loss(w_learner, value)
+    kept = keep(loss=loss)
+    got = learner_fn(loss, b)
+    expect_untouched(report, kept)
+    if got is None:
+        report.fail("returned None (a missing return statement?); expected the flooded loss")
     value_variants = [
         (FLOODING_CLAMP, max(value, b)),
         (FLOODING_ABS_MINUS_B, abs(value) - b),
@@ -83,14 +101,15 @@ def _flooding_case(
         (FLOODING_IDENTITY, value),
     ]
     variants = [(hint, torch.tensor(v, dtype=torch.float64)) for hint, v in value_variants]
-    _compare(report, got, expected, variants, what="flooded loss")
+    # (compare_named names a variant only if no other one gives the same value on this input)
+    compare_named(report, got, expected, variants, what="flooded loss")
     _expect_differentiable(report, got)
     (grad,) = torch.autograd.grad(got, w_learner, allow_unused=True)
     grad = torch.zeros_like(w_learner) if grad is None else grad
     grad_variants = [(FLOODING_ZERO_GRAD, torch.zeros_like(plain_grad, dtype=torch.float64))]
     if value < b:
         grad_variants.append((FLOODING_NOT_FLIPPED, plain_grad.double()))
-    _compare(
+    compare_named(
         report,
         grad,
         expected_grad,
@@ -123,7 +142,7 @@ def check_flooding(learner_fn: LearnerFn, *, hidden: bool = False) -> CheckResul
             return report.finish("")
     with report.case("meta tensor loss of shape ()"):
         loss = torch.empty((), device="meta")
-        _run_on_meta(report, lambda: learner_fn(loss, 0.1), ())
+        _run_on_meta(report, returning(report, lambda: learner_fn(loss, 0.1)), ())
     summary = "value and gradient right above and below b, b=0, and meta tensors"
     if not hidden:
         return report.finish(summary)

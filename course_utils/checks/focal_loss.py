@@ -1,5 +1,20 @@
 """Check for stage 03's ``focal_loss(logits, targets, alpha=0.25, gamma=2.0)`` (Lin et al. 2017), against
 ``course_utils.losses`` in float64: value, gradient, inputs untouched, the classic bugs named.
+
+Coverage:
+
+- value: per-element loss against the float64 reference on random logits, gamma = 0, logits of
+  +-30, alpha = 0 and 1 in float64, all-negative and all-positive targets (hidden); a wrong value
+  names the index and size of the largest error;
+- gradient: d<loss, u>/d logits for a random upstream u against the float64 reference's, in every
+  value case (a factor under no_grad or a straight-through loss fails);
+- input untouched: logits and targets keep their values and ``._version`` counters;
+- every argument: alpha and gamma left at their defaults (0.25, 2.0) and (0.75, 1.5), (0.25, 0),
+  (0.4, 1), (0.25, 0.5), alpha 0 and 1; logits of more than 512 rows;
+- contract: the logits' shape (reduction 'none'), meta tensors (no CPU tensors, no host reads), no
+  call of torchvision's or the course's focal loss (hidden);
+- hints: a variant is named only when no other variant gives the same values on that input (on
+  all-negative targets "alpha_t swapped" and "alpha everywhere" look alike: neither is named).
 """
 
 from __future__ import annotations
@@ -8,14 +23,14 @@ import torch
 import torch.nn.functional as F
 
 from course_utils import losses as ref
+from course_utils.checks._differences import compare_named, returning
+from course_utils.checks._inputs_untouched import expect_untouched, keep
 from course_utils.checks._loss_cases import (
     LearnerFn,
     Variants,
     _as_cpu64,
-    _compare,
     _expect_differentiable,
     _expect_gradient,
-    _expect_inputs_unchanged,
     _generator,
     _matching_hint,
     _not_implemented,
@@ -130,11 +145,15 @@ def _focal_case(
     fallback_hint: str | None = None,
     rtol: float = 1e-4,
     atol: float = 1e-5,
+    defaults: bool = False,
 ) -> None:
     expected = ref.sigmoid_focal_loss(x.double(), y.double(), alpha, gamma)
     given, given_y = x.clone().requires_grad_(), y.clone()
-    got = learner_fn(given, given_y, alpha, gamma)
-    _expect_inputs_unchanged(report, {"logits": (given, x), "targets": (given_y, y)})
+    kept = keep(logits=given, targets=given_y)
+    got = learner_fn(given, given_y) if defaults else learner_fn(given, given_y, alpha, gamma)
+    expect_untouched(report, kept)
+    if got is None:
+        report.fail("returned None (a missing return statement?); expected the loss")
     variants = list(_focal_variants(x, y, alpha, gamma))
     got64 = _as_cpu64(got)
     unmatched = _matching_hint(got, variants, rtol, atol) is None
@@ -146,7 +165,7 @@ def _focal_case(
                 variants.insert(0, (FOCAL_SOFTMAX, got64))
         except Exception:  # only a diagnosis; the comparison below reports the failure
             pass
-    _compare(
+    compare_named(
         report,
         got,
         expected,
@@ -207,9 +226,16 @@ def check_focal_loss(learner_fn: LearnerFn, *, hidden: bool = False) -> CheckRes
         x = torch.tensor([30.0, -30.0, 30.0, -30.0, 12.0, -12.0, 0.0, 25.0])
         y = torch.tensor([1.0, 1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0])
         _focal_case(report, learner_fn, x, y, 0.25, 2.0, fallback_hint=FOCAL_UNSTABLE)
+    with report.case("alpha and gamma left at their defaults (0.25, 2.0)"):
+        x = 3 * torch.randn(5, 4, generator=gen)
+        y = _binary_targets((5, 4), 0.3, gen)
+        _focal_case(report, learner_fn, x, y, 0.25, 2.0, defaults=True)
+    with report.case("more than 512 rows: logits (700, 3), alpha=0.4, gamma=1"):
+        x = 3 * torch.randn(700, 3, generator=gen)
+        _focal_case(report, learner_fn, x, _binary_targets((700, 3), 0.2, gen), 0.4, 1.0)
     with report.case("meta tensors of shape (4, 3)"):
         x, y = (torch.empty(4, 3, device="meta") for _ in range(2))
-        _run_on_meta(report, lambda: learner_fn(x, y, 0.25, 2.0), (4, 3))
+        _run_on_meta(report, returning(report, lambda: learner_fn(x, y, 0.25, 2.0)), (4, 3))
     summary = "matches the reference on random inputs, gamma=0, logits of +-30 and meta tensors"
     if not hidden:
         return report.finish(summary)

@@ -1,5 +1,17 @@
 """Check for stage 04's ``smoothed_cross_entropy(logits, targets, eps)`` (Szegedy et al. 2016), against
 ``course_utils.losses`` in float64: value, gradient, inputs untouched, the classic bugs named.
+
+Coverage:
+
+- value: the mean loss against the float64 reference on random logits, logits 200 apart, C = 2, one
+  sample, C = 100 in float64, one class only (hidden); a wrong value is printed with enough digits
+  to differ from the expected one;
+- gradient: d<loss, u>/d logits for a random upstream u against the float64 reference's;
+- input untouched: logits and targets keep their values and ``._version`` counters;
+- every argument: eps = 0, 0.05, 0.1, 0.2, 0.3 and 1; logits of more than 512 rows;
+- contract: a 0-dim tensor, meta tensors, no ``label_smoothing=`` keyword nor call of the course's
+  version (hidden);
+- hints: a variant is named only when no other variant gives the same value on that input.
 """
 
 from __future__ import annotations
@@ -8,13 +20,13 @@ import torch
 import torch.nn.functional as F
 
 from course_utils import losses as ref
+from course_utils.checks._differences import compare_named, returning
+from course_utils.checks._inputs_untouched import expect_untouched, keep
 from course_utils.checks._loss_cases import (
     LearnerFn,
     Variants,
-    _compare,
     _expect_differentiable,
     _expect_gradient,
-    _expect_inputs_unchanged,
     _generator,
     _not_implemented,
     _reference_case,
@@ -132,9 +144,12 @@ def _smoothing_case(
 ) -> None:
     expected = ref.label_smoothing_cross_entropy(x.double(), y, eps)
     given, given_y = x.clone().requires_grad_(), y.clone()
+    kept = keep(logits=given, targets=given_y)
     got = learner_fn(given, given_y, eps)
-    _expect_inputs_unchanged(report, {"logits": (given, x), "targets": (given_y, y)})
-    _compare(
+    expect_untouched(report, kept)
+    if got is None:
+        report.fail("returned None (a missing return statement?); expected the loss")
+    compare_named(
         report,
         got,
         expected,
@@ -191,10 +206,13 @@ def check_label_smoothing(learner_fn: LearnerFn, *, hidden: bool = False) -> Che
         x = torch.tensor([[100.0, -100.0, 0.0], [-100.0, 100.0, 50.0], [0.0, 0.0, -100.0]])
         y = torch.tensor([0, 2, 1])
         _smoothing_case(report, learner_fn, x, y, 0.1, fallback_hint=SMOOTHING_UNSTABLE)
+    with report.case("more than 512 rows: logits (700, 6), eps=0.2"):
+        x = 2 * torch.randn(700, 6, generator=gen)
+        _smoothing_case(report, learner_fn, x, torch.randint(0, 6, (700,), generator=gen), 0.2)
     with report.case("meta tensors: logits (4, 5), targets (4,)"):
         x = torch.empty(4, 5, device="meta")
         y = torch.empty(4, dtype=torch.long, device="meta")
-        _run_on_meta(report, lambda: learner_fn(x, y, 0.1), ())
+        _run_on_meta(report, returning(report, lambda: learner_fn(x, y, 0.1)), ())
     summary = "matches F.cross_entropy(label_smoothing=eps) on random inputs, eps=0 and 1, "
     summary += "logits 200 apart and meta tensors"
     if not hidden:

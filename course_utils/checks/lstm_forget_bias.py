@@ -1,5 +1,17 @@
 """Check for stage 03's ``set_forget_bias(lstm, value=1.0)`` (LSTM forget gate, b_if + b_hf = value): the forget gate's
 slice of the biases set, the other gates untouched, the same parameter objects, the module returned.
+
+Coverage:
+
+- value: the effective forget bias b_if + b_hf of every layer and direction equals value; the other
+  gates' effective biases and every weight unchanged;
+- gradient: not applicable (an initialisation); the parameters must stay trainable leaves, and no
+  ``.grad`` may be left on them (nothing is run backward);
+- input untouched: only the forget gate's slice of the biases changes;
+- every argument: value left at its default 1.0 and 0, 1, 1.5, 2; one and three layers,
+  bidirectional, ``proj_size``, float64, ``nn.LSTMCell``;
+- contract: the same ``nn.Parameter`` objects (an optimizer built before the call keeps training
+  them), the module returned, meta modules stay on meta, no call of the course's version (hidden).
 """
 
 from __future__ import annotations
@@ -168,6 +180,12 @@ def check_lstm_forget_bias(learner_fn: Callable[..., Any], *, hidden: bool = Fal
                 returned = learner_fn(lstm) if value is None else learner_fn(lstm, value)
             _check_lstm_after(report, lstm, before_raw, before, 1.0 if value is None else value)
             _expect_same_parameters(report, lstm, params)
+            graded = [name for name, p in lstm.named_parameters() if p.grad is not None]
+            report.expect(
+                not graded,
+                f"leaves .grad on {', '.join(graded)}: an initialisation changes values only; "
+                "run nothing backward (the next optimizer step would apply that gradient)",
+            )
             _expect_returns_module(report, returned, lstm, "set_forget_bias")
 
     with report.case("runs on a meta-device nn.LSTM(4, 6, num_layers=2, bidirectional=True)"):

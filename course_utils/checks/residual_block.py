@@ -1,5 +1,17 @@
 """Check for stage 03's ``ResidualBlock(in_channels, out_channels, stride=1)`` (BatchNorm version): output,
 gradient, parameter count and the shortcut, against ``course_utils.layers.ResidualBlock``.
+
+Coverage:
+
+- value: the output of the learner's block equals the reference block loaded with the learner's own
+  weights (found by tracing the forward pass), in train mode and, hidden, in eval mode;
+- gradient: for a random upstream gradient, d/dx and d/d(every conv and BatchNorm weight and bias)
+  equal the reference's (a detached shortcut or branch fails even where the values agree); every
+  parameter gets a gradient;
+- input untouched: x keeps its values and ``._version`` counter (no in-place ReLU or += on x);
+- every argument: stride left at its default 1 and 2, more and fewer (hidden) channels;
+- contract: an ``nn.Module``, the output shape, the parameter count, meta tensors, no library block
+  inside (hidden).
 """
 
 from __future__ import annotations
@@ -12,9 +24,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_utils import layers as ref_layers
+from course_utils.checks._differences import where_it_differs
 from course_utils.checks._guards import (
     one_cpu_thread,
 )
+from course_utils.checks._inputs_untouched import changed_inputs, keep
 from course_utils.checks._module_cases import (
     DETACHED_HINT,
     _diagnose,
@@ -148,6 +162,46 @@ def _fail_if_no_skip(
         report.fail(f"the output is relu(F(x)) alone. Looks like: {BLOCK_HINTS['no_skip']}")
 
 
+def _expect_same_gradients(
+    report: Report,
+    block: nn.Module,
+    roles: dict[str, nn.Module],
+    ref: ref_layers.ResidualBlock,
+    x: torch.Tensor,
+    gen: torch.Generator,
+    forward: Callable[[nn.Module, torch.Tensor], torch.Tensor],
+) -> None:
+    """d<out, u>/d(x, parameters) of the learner's block equals the reference's (same weights)."""
+    pairs = {"conv1": ref.conv1, "bn1": ref.bn1, "conv2": ref.conv2, "bn2": ref.bn2}
+    if ref.downsample is not None:
+        pairs.update({"proj_conv": ref.downsample[0], "proj_bn": ref.downsample[1]})
+    x_learner = x.clone().requires_grad_()
+    x_ref = x.clone().requires_grad_()
+    mine = [(f"{role}.{n}", p) for role in pairs for n, p in roles[role].named_parameters()]
+    theirs = [p for role in pairs for _, p in pairs[role].named_parameters()]
+    out = forward(block, x_learner)
+    report.expect(isinstance(out, torch.Tensor) and out.requires_grad, DETACHED_HINT)
+    upstream = torch.randn(tuple(out.shape), generator=gen)
+    got = torch.autograd.grad(out, [x_learner] + [p for _, p in mine], upstream, allow_unused=True)
+    want = torch.autograd.grad(ref(x_ref), [x_ref] + theirs, upstream, allow_unused=True)
+    names = ["x"] + [name for name, _ in mine]
+    for name, g, w in zip(names, got, want, strict=True):
+        if w is None:
+            continue
+        g64 = torch.zeros_like(w, dtype=torch.float64) if g is None else g.double()
+        if not torch.allclose(g64, w.double(), rtol=1e-3, atol=1e-5):
+            report.fail(
+                f"the values are right but the gradient is not: gradient of {name} "
+                f"{where_it_differs(g64, w.double(), 1e-3, 1e-5)}"
+                + (
+                    ". Looks like: the shortcut or the branch is cut off from autograd "
+                    "(.detach(), .data or torch.no_grad() inside forward)"
+                    if g is None or name == "x"
+                    else ""
+                )
+            )
+
+
 def _param_count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
@@ -235,16 +289,16 @@ def check_residual_block(
         with report.case(f"ResidualBlock{args}, {description}: output shape {out_shape}"):
             block = build(*args)
             x = torch.randn(in_shape, generator=gen)
-            x_before = x.clone()
+            kept = keep(x=x)
             got = forward(block, x)
             report.expect(
                 isinstance(got, torch.Tensor),
                 f"forward should return a tensor, got {describe(got)}",
             )
             report.expect(
-                torch.equal(x, x_before),
-                "forward changed x in place (an in-place "
-                "ReLU or += on x?); keep x intact for the shortcut",
+                not changed_inputs(kept),
+                "forward changes its input in place (x): an in-place ReLU or += on x? keep x "
+                "intact for the shortcut",
             )
             report.expect(
                 tuple(got.shape) == out_shape,
@@ -290,6 +344,18 @@ def check_residual_block(
                 if hint is None and conv1.bias is not None:
                     hint = "conv1/conv2 with bias=True; a conv followed by BatchNorm needs no bias"
             report.expect_close(got, expected, hint=hint)
+            _expect_same_gradients(report, block, roles, ref, x, gen, forward)
+
+    with report.case("ResidualBlock(8, 8) with stride left at its default 1: same shape"):
+        with _seeded_rng(99), _guard(hidden, RESIDUAL_BLOCK_BANNED):
+            block = learner_cls(8, 8)
+        x = torch.randn(2, 8, 6, 6, generator=gen)
+        got = forward(block, x)
+        report.expect(
+            isinstance(got, torch.Tensor) and tuple(got.shape) == (2, 8, 6, 6),
+            f"ResidualBlock(8, 8) gave {describe(got)}, expected shape (2, 8, 6, 6): the default "
+            "stride is 1",
+        )
 
     with report.case(
         "skip connection: with every BatchNorm weight and bias zeroed, "

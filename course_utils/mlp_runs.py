@@ -27,7 +27,7 @@ from torch import nn
 
 from course_utils.models import MLP
 from course_utils.progress import progress_bar
-from course_utils.runtime import seed_everything
+from course_utils.runtime import grading, seed_everything
 from course_utils.train import History, SplitLike, fit, predict
 
 
@@ -125,17 +125,24 @@ class MLPRuns:
         return math.ceil(len(self.train.labels) / (batch_size or self.batch_size))
 
     def sweep(
-        self, name: str, values: Iterable[Any], seeds: Iterable[int], **fixed: Any
+        self,
+        name: str,
+        values: Iterable[Any],
+        seeds: Iterable[int],
+        *,
+        desc: str | None = None,
+        **fixed: Any,
     ) -> np.ndarray:
         """Final validation accuracy with ``name`` set to each of ``values`` (the others at ``fixed``,
-        which must hold "lr" unless ``name`` is "lr"), on each seed: shape (n_seeds, n_values)."""
+        which must hold "lr" unless ``name`` is "lr"), on each seed: shape (n_seeds, n_values).
+        ``desc`` labels a progress bar over the seeds (none if None)."""
 
         def run(value: Any, seed: int) -> float:
             params = {**fixed, name: value}
             lr = params.pop("lr")
             return self.accuracy(lr, seed=seed, **params)
 
-        return sweep(run, values, seeds)
+        return sweep(run, values, seeds, desc=desc)
 
     def best_lr(self, lrs: Iterable[float], seed: int = 0, **kwargs: Any) -> float:
         """The learning rate of ``lrs`` with the best final validation accuracy (the first on a tie)."""
@@ -143,9 +150,13 @@ class MLPRuns:
         scores = [self.accuracy(lr, seed=seed, **kwargs) for lr in lrs]
         return lrs[int(np.argmax(scores))]
 
-    def curves(self, lr: float, seeds: Iterable[int], **kwargs: Any) -> np.ndarray:
+    def curves(
+        self, lr: float, seeds: Iterable[int], *, desc: str | None = None, **kwargs: Any
+    ) -> np.ndarray:
         """Validation accuracy after each epoch, one run per seed: shape (n_seeds, n_epochs)."""
-        return over_seeds(lambda seed: self.history(lr, seed=seed, **kwargs).val_accuracy, seeds)
+        return over_seeds(
+            lambda seed: self.history(lr, seed=seed, **kwargs).val_accuracy, seeds, desc=desc
+        )
 
     def seconds_per_epoch(self, lr: float, **kwargs: Any) -> float:
         """Wall-clock seconds of one epoch (evaluation included) with these settings."""
@@ -171,9 +182,11 @@ class MLPRuns:
 def over_seeds(
     run: Callable[[int], Any], seeds: Iterable[int], *, desc: str | None = None
 ) -> np.ndarray:
-    """``np.array([run(seed) for seed in seeds])`` with a progress bar: shape (n_seeds, ...)."""
+    """``np.array([run(seed) for seed in seeds])``: shape (n_seeds, ...). With a ``desc``, a progress
+    bar over the seeds (never under nbgrader, where it would only clutter the feedback)."""
     seeds = list(seeds)
-    return np.array([run(seed) for seed in progress_bar(seeds, desc=desc, show=desc is not None)])
+    show = desc is not None and not grading()
+    return np.array([run(seed) for seed in progress_bar(seeds, desc=desc, show=show)])
 
 
 def sweep(

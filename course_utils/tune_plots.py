@@ -59,6 +59,9 @@ def sweep_panels(
         _seed_lines(ax, xs, curves)
         spread = 100 * (curves.max(axis=1) - curves.min(axis=1)).mean()
         ax.set(xscale="log", xlabel=label, title=f"spread {spread:.1f} points (mean over seeds)")
+        if all(float(x).is_integer() for x in xs):  # widths, batch sizes: label the values tried
+            ax.set_xticks(list(xs), [str(int(x)) for x in xs])
+            ax.minorticks_off()
     np.atleast_1d(axes)[0].set_ylabel(ylabel)
     fig.tight_layout()
     return fig

@@ -200,3 +200,74 @@ def kfold_indices(
         splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
         return list(splitter.split(np.zeros(n), labels))
     return list(KFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(n)))
+
+
+def tpe_search(
+    objective: Objective,
+    space: Mapping[str, tuple[Any, ...]],
+    n_trials: int,
+    seed: int = 0,
+    *,
+    n_startup_trials: int = 10,
+    minimize: bool = False,
+) -> list[Trial]:
+    """Optuna's Tree-structured Parzen Estimator (Bergstra et al., NeurIPS 2011) on ``space``.
+
+    The first ``n_startup_trials`` configurations are drawn at random (Optuna's default is 10); each
+    later one maximises l(x) / g(x), the density of the best trials so far over that of the rest.
+    ``space`` uses this module's format ("log", "uniform", "int", "choice"); ``minimize`` says which
+    way the objective is better (default: higher, e.g. a validation accuracy). Same ``seed``, same
+    trials. Returns every ``Trial`` in order, like ``random_search``.
+    """
+    import optuna  # imported here: only this search needs it
+
+    if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
+        raise ValueError(f"n_trials must be a positive integer, got {n_trials!r}")
+    _check_space(space)
+
+    def suggest(trial: optuna.Trial) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        for name, spec in space.items():
+            kind = spec[0]
+            if kind == "choice":
+                params[name] = trial.suggest_categorical(name, list(spec[1]))
+            elif kind == "int":
+                params[name] = trial.suggest_int(name, int(spec[1]), int(spec[2]))
+            else:
+                params[name] = trial.suggest_float(name, spec[1], spec[2], log=kind == "log")
+        return params
+
+    trials: list[Trial] = []
+
+    def run(trial: optuna.Trial) -> float:
+        params = suggest(trial)
+        value = float(objective(dict(params)))
+        trials.append(Trial(params, value))
+        return value if math.isfinite(value) else (math.inf if minimize else -math.inf)
+
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        sampler = optuna.samplers.TPESampler(n_startup_trials=n_startup_trials, seed=seed)
+        study = optuna.create_study(
+            direction="minimize" if minimize else "maximize", sampler=sampler
+        )
+        study.optimize(run, n_trials=n_trials)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    return trials
+
+
+def points(trials: Sequence[Trial], names: Sequence[str]) -> np.ndarray:
+    """The trials' values of the hyper-parameters ``names`` as an array of shape (n_trials, len(names))."""
+    return np.array([[float(t.params[name]) for name in names] for t in trials], dtype=np.float64)
+
+
+def random_search_pairs(
+    objective: Objective,
+    space: Mapping[str, tuple[Any, ...]],
+    n_trials: int,
+    rng: np.random.Generator | int | None = None,
+) -> list[tuple[dict[str, Any], float]]:
+    """``random_search`` returning ``[(params, value), ...]``: the format of stage 05's exercise."""
+    return [(t.params, t.value) for t in random_search(objective, space, n_trials, _generator(rng))]

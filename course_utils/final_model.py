@@ -136,7 +136,7 @@ class Recipe:
 
 
 ANCHOR = Recipe("anchor", epochs=14, name="PyTorch MNIST example (anchor)")
-FINAL = Recipe("final", epochs=20, name="course final model")
+FINAL = Recipe("final", epochs=15, name="course final model")
 
 
 def build_model(recipe: Recipe, image_shape: tuple[int, int, int], num_classes: int) -> nn.Module:

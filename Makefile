@@ -14,7 +14,7 @@ TORCH_INDEX := https://download.pytorch.org/whl/$(TORCH)
 # the other build's libraries).
 STAMP := $(VENV)/.installed$(if $(TORCH),-$(TORCH),)
 
-.PHONY: ci-tools lab test test-fast lint format release grade bench bench-grading bench-learner clean-grading
+.PHONY: ci-tools lab test test-fast lint format release grade bench bench-final bench-grading bench-learner clean-grading
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -72,6 +72,12 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_ops.py
 	$(BIN)/python benchmarks/bench_group_norm_routes.py
 	$(BIN)/python benchmarks/bench_checks.py
+
+## Train the anchor (PyTorch's MNIST example) and the course's final model, 3 seeds each, one
+## thread per run; writes benchmarks/final_model.md and benchmarks/results/final_model.json, which
+## stage 6 loads (long: about 15 CPU-minutes).
+bench-final: $(STAMP)
+	$(BIN)/python benchmarks/bench_final_model.py
 
 ## Time `course grade` on a synthetic class, --jobs 1 against --jobs 2 (about 10 minutes).
 bench-grading: $(STAMP)

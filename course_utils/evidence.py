@@ -158,14 +158,25 @@ def compare_paired(
     image), shape (n,) with n >= 2. Use it for a few seeds (the t quantile widens the interval honestly
     when n is small) and for per-image outcomes (0/1 correctness: the interval is then McNemar's Wald
     interval on the discordant pairs).
+
+    When every difference is the same (sd = 0: four seeds that all diverge in one arm and none in the
+    other), the t interval collapses to a point that no test supports. The interval is then the
+    distribution-free one for the median: the point itself when n is large enough for the sign test
+    (all n differences on one side has probability ``2 ** (1 - n) <= 1 - confidence``: n >= 6 at 95%),
+    otherwise unbounded (``-inf`` to ``inf``: too few pairs to say anything).
     """
     t, c = _paired_arrays(treatment, control)
     d = t - c
     n = d.size
     effect = float(d.mean())
-    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * d.std(ddof=1) / math.sqrt(n))
-    low, high = effect - half, effect + half
-    method = f"paired t over {n} pairs"
+    if np.all(d == d[0]):
+        enough = d[0] == 0 or 2.0 ** (1 - n) <= 1 - confidence
+        low, high = (effect, effect) if enough else (-math.inf, math.inf)
+        method = f"sign test over {n} identical pairs"
+    else:
+        half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * d.std(ddof=1) / math.sqrt(n))
+        low, high = effect - half, effect + half
+        method = f"paired t over {n} pairs"
     return Comparison(
         effect, low, high, n, method, min_effect, better, verdict(low, high, min_effect, better)
     )

@@ -265,3 +265,15 @@ def test_equivalence_claims_holds_rarely_when_the_gap_sits_at_the_margin():
     ]
     assert np.mean([c.verdict == HOLDS for c in precise]) > 0.99
     assert "the rule predicts a gap under 0.5" in precise[0].summary()
+
+
+def test_identical_differences_need_enough_pairs_for_a_sign_test():
+    """Four seeds that all diverge in one arm and none in the other: the t interval would be a point;
+    a sign test cannot reach 95% with four pairs (2 ** -3 = 0.125), with six it can (2 ** -5)."""
+    four = evidence.compare_paired([0, 0, 0, 0], [1, 1, 1, 1], min_effect=0.25, better="lower")
+    assert (four.low, four.high) == (-np.inf, np.inf) and four.verdict == INCONCLUSIVE
+    assert "sign test over 4 identical pairs" in four.summary()
+    six = evidence.compare_paired([0] * 6, [1] * 6, min_effect=0.25, better="lower")
+    assert (six.low, six.high) == (-1.0, -1.0) and six.verdict == HOLDS
+    same = evidence.compare_paired([0.5, 0.5], [0.5, 0.5], min_effect=0.1)
+    assert (same.low, same.high) == (0.0, 0.0) and same.verdict == NO_EFFECT

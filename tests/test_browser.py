@@ -52,7 +52,7 @@ WRONG_FOCAL = (  # plain BCE: forgets alpha and the (1 - p_t)^gamma factor
     "def focal_loss(logits, targets, alpha=0.25, gamma=2.0):\n"
     "    return F.binary_cross_entropy_with_logits(logits, targets, reduction='none')\n"
 )
-TRAINING_CELL = "lr_histories = {}"  # section 2: four bars, one per learning rate
+TRAINING_CELL = "lr_histories = {"  # section 2: four bars, one per learning rate
 BAR_TEXT = "lr 0.0003: 100%"  # what the third bar leaves behind
 
 
@@ -128,7 +128,9 @@ def _session(page, base: str, nb: nbformat.NotebookNode, path: Path, shots: Path
     _open(page, base)
     training = _index(nb, TRAINING_CELL)
     answer, test = _index(nb, "def focal_loss("), _index(nb, "check_focal_loss(focal_loss)")
-    for index in (1, 3, training, answer, test):  # setup, helpers, section 2, the exercise
+    first_section = next(i for i, c in enumerate(nb.cells) if c.source.startswith("## 1."))
+    setup = [i for i, c in enumerate(nb.cells[:first_section]) if c.cell_type == "code"]
+    for index in (*setup, training, answer, test):  # setup and helpers, section 2, the exercise
         _run_cell(page, index)
 
     # The wrong answer: FAIL lines once, no traceback, nothing wider than the checks' width.

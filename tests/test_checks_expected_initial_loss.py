@@ -102,3 +102,32 @@ def test_expected_initial_loss_prints_numbers_that_differ(capsys):
 def test_expected_initial_loss_names_a_missing_return(capsys):
     out = assert_fails(capsys, checks.check_expected_initial_loss, lambda c: None, "got None")
     assert "shape" not in out
+
+
+def test_hidden_catches_the_reference_called_by_its_module_under_the_answers_own_name() -> None:
+    """The answer is named like the reference and calls it through its module: an attribute call is
+    the library's, whatever the learner's globals hold under that name (a forgery seen in the hostile
+    batch: it scored full marks when the check's module no longer imported course_utils.sanity)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import sys
+        import course_utils
+        from course_utils.checks import check_expected_initial_loss
+        assert "course_utils.sanity" not in sys.modules  # the check must not rely on it being there
+
+        def expected_initial_loss(num_classes):
+            import course_utils.sanity
+            return course_utils.sanity.expected_initial_loss(num_classes)
+
+        result = check_expected_initial_loss(expected_initial_loss, hidden=True)
+        print("PASSED" if result.passed else "FAILED")
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert "FAILED" in out.stdout and "course_utils.sanity.expected_initial_loss" in out.stdout, (
+        out.stdout + out.stderr
+    )

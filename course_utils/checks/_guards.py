@@ -13,6 +13,7 @@ import contextlib
 import functools
 import importlib
 import inspect
+import sys
 import textwrap
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -39,10 +40,18 @@ def _calls_in_source(fn: Callable[..., Any]) -> tuple[set[str], set[str]]:
     itself and the learner's own ``def``/``class`` are not calls. Source that cannot be read or
     parsed gives nothing (the run-time tripwires remain).
     """
+    bare, attributes, keywords = call_sites(fn)
+    return bare | attributes, keywords
+
+
+def call_sites(fn: Callable[..., Any]) -> tuple[set[str], set[str], set[str]]:
+    """``_calls_in_source`` split by form: (bare calls ``g(...)`` of names the answer does not bind
+    itself, attribute calls ``m.g(...)`` by their last name, keyword names passed). A bare call may be
+    the learner's own helper of the reference's name; an attribute call never is."""
     try:
         tree = ast.parse(textwrap.dedent(_source(fn)))
     except (SyntaxError, ValueError):
-        return set(), set()
+        return set(), set(), set()
     bare: set[str] = set()  # group_norm(...)
     attributes: set[str] = set()  # F.group_norm(...)
     keywords: set[str] = set()
@@ -60,7 +69,7 @@ def _calls_in_source(fn: Callable[..., Any]) -> tuple[set[str], set[str]]:
             local.add(node.arg)
     # A bare call of a name the answer bound itself is its own function; one bound to the library
     # (``gn = F.group_norm``) is caught at run time by the tripwires instead.
-    return (bare - local) | attributes, keywords
+    return bare - local, attributes, keywords
 
 
 def banned_names_in_source(fn: Callable[..., Any], banned: list[str]) -> list[str]:
@@ -86,12 +95,23 @@ def tripwires(banned: list[str]) -> Iterator[None]:
     """Replace each dotted attribute in ``banned`` by a function raising ``ReferenceCalled``.
 
     A name whose module cannot be imported here (an optional dependency such as numba is missing)
-    is skipped: the answer cannot call it either.
+    is skipped: the answer cannot call it either. So is one whose module is not imported yet and lies
+    outside the course and torch (importing torchvision or scipy just to guard it costs seconds; the
+    answer's import shows in its source). Every name stays in ``ARMED`` all the same, so the trusted
+    scorer arms the answer process, and looks for aliases, with the whole list.
     """
     saved: list[tuple[object, str, object]] = []
     ARMED.append(list(banned))
     try:
         for dotted in banned:
+            module = dotted.rsplit(".", 1)[0]
+            cheap = module.split(".")[0] in ("course_utils", "torch")
+            if (
+                not cheap
+                and module not in sys.modules
+                and module.rsplit(".", 1)[0] not in sys.modules
+            ):
+                continue
             owner = _owner_of(dotted)
             if owner is None:
                 continue

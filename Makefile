@@ -28,9 +28,12 @@ $(STAMP): pyproject.toml
 lab: $(STAMP)
 	$(BIN)/course lab --port=$(PORT) $(LAB_ARGS)
 
-## Lint, then the whole test suite (unit tests, notebook execution, release drift, autograding).
+## Lint, then the whole test suite (unit tests, notebook execution, release drift, autograding),
+## on two pytest-xdist workers: tests that share an expensive fixture stay on one worker, slow tests
+## start first (tests/conftest.py); the 25 slowest are listed at the end, for CI's time budget.
+PYTEST_WORKERS ?= 2
 test: $(STAMP) lint ci-tools
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=25
 
 # The browser test needs Chromium and grading's sandbox needs bubblewrap (Debian packages). CI
 # (CI=true, as root) installs what is missing; elsewhere those tests are skipped with the reason,

@@ -12,11 +12,9 @@ import torch
 from hypothesis import settings
 
 from tests.hostile_batch import hostile_batch  # noqa: F401 - a session fixture, shared
+from tests.worker_groups import group_and_order
 
 REPO = Path(__file__).resolve().parents[1]
-TESTS = Path(__file__).resolve().parent
-# Session fixtures so cheap that building one per worker costs nothing.
-CHEAP_SHARED_FIXTURES = {"repo_root", "_private_jupyter_config"}
 
 # Under pytest-xdist (`make test` runs two workers on two cores) the kernels, graders and other
 # processes a test starts get one thread each: two workers each starting a 2-thread kernel would
@@ -98,37 +96,6 @@ def _checks_through_the_channel(request: pytest.FixtureRequest):
             setattr(module, name, check)
 
 
-def _shared_fixture_keys(item: pytest.Item) -> list[str]:
-    """The suite's own fixtures wider than one test that ``item`` uses (module, class, package or
-    session scope), each named once per instance: a module fixture once per file, a session one once."""
-    keys = []
-    for name, defs in getattr(item, "_fixtureinfo", None).name2fixturedefs.items():
-        fixture = defs[-1]
-        where = Path(getattr(fixture.func, "__code__", None).co_filename).resolve()
-        if fixture.scope == "function" or name in CHEAP_SHARED_FIXTURES or TESTS not in where.parents:
-            continue
-        keys.append(name if fixture.scope == "session" else f"{item.path.stem}.{name}")
-    return sorted(keys)
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests that share an expensive fixture (the hostile batch, a graded class, a database server)
-    form one xdist group, so that one worker builds it once (``--dist loadgroup``); slow tests come
-    first, so that no minutes-long test is left for the end while the other worker idles."""
-    parent: dict[str, str] = {}
-
-    def root(key: str) -> str:
-        while parent.setdefault(key, key) != key:
-            key = parent[key]
-        return key
-
-    keys = {item.nodeid: _shared_fixture_keys(item) for item in items}
-    for item_keys in keys.values():  # union-find: tests linked through any shared fixture join
-        for key in item_keys[1:]:
-            parent[root(key)] = root(item_keys[0])
-    for item in items:
-        if keys[item.nodeid]:
-            item.add_marker(pytest.mark.xdist_group(root(keys[item.nodeid][0])))
-    slow_first = sorted(items, key=lambda item: item.get_closest_marker("slow") is None)
-    items[:] = slow_first
+    group_and_order(items)

@@ -105,21 +105,21 @@ class Server:
                     exec(compile(python_source(source), filename, "exec"), self.namespace)  # noqa: S102
             except BaseException as error:  # noqa: BLE001 - a broken cell is the student's problem
                 errors.append([index, f"{type(error).__name__}: {error}"[:300]])
-        names = {}
-        for name, value in self.namespace.items():
-            if name.startswith("__"):
-                continue
-            kind = (
-                "class" if isinstance(value, type) else "callable" if callable(value) else "value"
-            )
-            names[name] = [kind, str(getattr(value, "__module__", "") or "")]
+        names = {
+            name: _kind_and_module(value)
+            for name, value in self.namespace.items()
+            if not name.startswith("__")
+        }
         return {"op": "loaded", "errors": errors, "names": names}
 
     def op_define(self, message: dict[str, Any]) -> dict[str, Any]:
         """Bind a name to a value the scorer ships (used to check functions written elsewhere, such
-        as the test suite's buggy answers, exactly as notebook answers are checked)."""
-        self.namespace[str(message["name"])] = message["value"]
-        return {"op": "defined"}
+        as the test suite's buggy answers, exactly as notebook answers are checked). The reply
+        names what the value's own global names hold (its helpers and imports), as ``op_load``
+        names the notebook's: a function defined elsewhere does not see the namespace."""
+        value = message["value"]
+        self.namespace[str(message["name"])] = value
+        return {"op": "defined", "names": _referenced_globals(value)}
 
     def op_call(self, message: dict[str, Any]) -> dict[str, Any]:
         target = self.resolve(message["target"])
@@ -180,6 +180,11 @@ class Server:
             return self.callback_stub(value.key)
         if isinstance(value, Ref) and value.kind == "handle":
             return self.handles[value.key]
+        if isinstance(value, Ref) and value.kind == "tensor_with_grad":
+            tensor, grad = value.key  # a leaf the caller holds with a .grad: it keeps it here too
+            if isinstance(tensor, torch.Tensor) and isinstance(grad, torch.Tensor):
+                tensor.grad = grad.to(tensor.dtype)
+            return tensor
         if isinstance(value, Ref) and value.kind == "torch_rng":
             generator = torch.Generator()
             generator.set_state(value.key)
@@ -345,6 +350,33 @@ class _Snapshot:
         if isinstance(value, list):
             return [one(v) for v in value]
         return {k: one(v) for k, v in value.items() if _plain_key(k)}
+
+
+def _kind_and_module(value: Any) -> list[str]:
+    """``[kind, module]`` of a name: what the scorer's stand-ins see of it (``remote._stand_in``)."""
+    kind = "class" if isinstance(value, type) else "callable" if callable(value) else "value"
+    return [kind, str(getattr(value, "__module__", "") or "")]
+
+
+def _referenced_globals(value: Any) -> dict[str, list[str]]:
+    """``[kind, module]`` of every global name the code of ``value`` (a function, or a class's
+    methods) refers to, looked up in that code's own globals; nested functions included."""
+    functions = [value] if isinstance(value, types.FunctionType) else []
+    if isinstance(value, type):
+        for member in vars(value).values():
+            member = getattr(member, "__func__", member)  # staticmethod, classmethod
+            if isinstance(member, types.FunctionType):
+                functions.append(member)
+    names: dict[str, list[str]] = {}
+    for function in functions:
+        codes = [function.__code__]
+        while codes:
+            code = codes.pop()
+            codes += [c for c in code.co_consts if isinstance(c, types.CodeType)]
+            for name in code.co_names:
+                if name in function.__globals__ and not name.startswith("__"):
+                    names.setdefault(name, _kind_and_module(function.__globals__[name]))
+    return names
 
 
 def _shallow(value: Any) -> Any:

@@ -13,8 +13,12 @@ What the check verifies:
   move are named missing from the optimizer.
 - input untouched: x and y keep their values, x gets no requires_grad.
 - every argument: steps = 200 and 7 (a constant number of steps fails); hidden: batches of 2 and 8.
-- contract: ``steps`` Python floats, one per step; one optimizer for the whole loop (a new Adam every step
-  moves each weight by exactly lr * sign(gradient), which a least-squares fit of the total move detects).
+- contract: ``steps`` Python floats, one per step; one optimizer for the whole loop: a new stateful
+  optimizer at every step (SGD with momentum, RMSprop, Adam, Adagrad...: its state restarts from zero)
+  is seen by a step hook (``_optimizers``, also through the trusted channel) and named with its settings;
+  plain SGD keeps no state, so rebuilding it is not a bug. An update written by hand that behaves like a
+  new Adam every step moves each weight by exactly lr * sign(gradient), which a least-squares fit of the
+  total move detects.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from course_utils.checks._guards import (
 )
 from course_utils.checks._library_calls import _reference_case
 from course_utils.checks._numbers import differing
+from course_utils.checks._optimizers import fresh_stateful_optimizer, optimizer_steps
 from course_utils.checks._report import CheckResult, Report, describe
 from course_utils.checks._values import _seeded
 
@@ -116,7 +121,8 @@ def _overfit_case(
         start = float(F.cross_entropy(model(x), y))
     spy = _GradientSpy(model)
 
-    history = learner_fn(model, x, y, steps)
+    with optimizer_steps() as optimizer_log:
+        history = learner_fn(model, x, y, steps)
 
     if isinstance(history, torch.Tensor) or not isinstance(history, (list, tuple)):
         report.fail(
@@ -181,12 +187,15 @@ def _overfit_case(
                 else ": record loss.item() of F.cross_entropy(model(x), y) at each step"
             )
         )
+    fresh = fresh_stateful_optimizer(optimizer_log)
+    if fresh:
+        report.fail(fresh)
     fit = _fresh_adam_fit(spy, model, before)
     if fit is not None and fit < 0.05:
-        report.fail(
+        report.fail(  # an update written by hand, no torch.optim step seen
             "every step moved each weight by the same amount, lr * sign(gradient): a new Adam "
-            "built at every step (its moment estimates restart from zero each time); build the "
-            "optimizer once, before the loop"
+            "(or RMSprop, Adagrad) built at every step, its moment estimates restarting from zero "
+            "each time; build the optimizer once, before the loop"
         )
     if not require_target:
         return

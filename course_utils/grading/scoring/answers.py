@@ -220,14 +220,23 @@ class Server:
         snapshot = _Snapshot(args, kwargs)
         grad_inputs = _grad_inputs(args, kwargs, extra)
         from course_utils.checks._guards import tripwires
+        from course_utils.checks._optimizers import optimizer_steps
 
-        with _quiet(), _aliases_wired(self.namespace, target, banned), tripwires(banned):
+        with (
+            _quiet(),
+            _aliases_wired(self.namespace, target, banned),
+            tripwires(banned),
+            optimizer_steps() as steps,  # the checks' evidence of the optimizers used
+        ):
             try:
                 result = target(*args, **kwargs)
             except BaseException as error:  # noqa: BLE001 - reported to the scorer
-                return {"op": "error", "error": _error_info(error), **snapshot.changes()}
+                reply = {"op": "error", "error": _error_info(error), **snapshot.changes()}
+                return {**reply, "optimizer_steps": steps} if steps else reply
         value = self.encodable(result, snapshot)
         reply: dict[str, Any] = {"op": "result", "value": value, **snapshot.changes()}
+        if steps:
+            reply["optimizer_steps"] = steps
         outputs = _flat_tensors(result)
         if grad_inputs and any(t.requires_grad for t in outputs):
             graph = next(self.ids)

@@ -12,6 +12,8 @@ learner's own function or class:
   ``.grad`` and replaced ``nn.Parameter`` objects; generator states);
 - a result that carries gradients is joined to the caller's autograd graph by :class:`_Bridge`,
   whose backward asks the answer process for the gradients, so checks can differentiate answers;
+- the optimizer steps the call took are added to the checks' recordings
+  (``course_utils.checks._optimizers``), as a step hook here would have seen them;
 - a class's instances are :class:`RemoteModule` mirrors: real ``nn`` submodules holding the
   student's parameters here, a forward that runs remotely, and forward hooks replayed from a trace;
 - ``inspect.getsource`` on a stand-in gives the student's cell text (registered in ``linecache``;
@@ -452,6 +454,10 @@ class AnswerProcess:
     ) -> Any:
         for change in reply.get("changes", []):
             _apply_change(args, kwargs, change)
+        if reply.get("optimizer_steps"):
+            from course_utils.checks._optimizers import add_remote_steps
+
+            add_remote_steps(reply["optimizer_steps"])
         if reply.get("op") == "error":
             raise _rebuild_error(dict(reply.get("error", {})))
         if reply.get("op") != "result":

@@ -256,3 +256,21 @@ def overfit_new_plain_sgd_every_step(model, x, y, steps):
 )
 def test_overfit_one_batch_passes_other_optimizers(capsys, answer, hidden):
     assert_passes(capsys, checks.check_overfit_one_batch, answer, hidden)
+
+
+# --- side effects are told also when the history is wrong (issue 17, class 2) ---
+
+
+def overfit_constant_steps_standardising_x_in_place(model, x, y, steps):
+    x.sub_(x.mean(0)).div_(x.std(0) + 1e-8)
+    return _train(model, x, y, 200, _adam)
+
+
+def test_overfit_one_batch_wrong_and_mutating_is_told_both(capsys):
+    assert_fails(
+        capsys,
+        checks.check_overfit_one_batch,
+        overfit_constant_steps_standardising_x_in_place,
+        "changes its input in place (x or y)",
+        "expected 7 losses",
+    )

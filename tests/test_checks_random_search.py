@@ -297,3 +297,58 @@ def test_random_search_hidden_fails_the_same_answer_importing_the_reference(caps
         "your answer calls course_utils.tuning.log_uniform",
         hidden=True,
     )
+
+
+# --- past 512 trials (issue 17, class 4) ---
+
+
+def search_in_chunks_of_512(objective, space, n_trials, rng):
+    """Draws 512 values per parameter once and wraps around: trials past 512 repeat earlier ones."""
+    draws = {n: [_draw(*spec, rng) for _ in range(512)] for n, spec in space.items()}
+    trials = []
+    for i in range(n_trials):
+        params = {n: values[i % 512] for n, values in draws.items()}
+        trials.append((params, objective(params)))
+    return trials
+
+
+def search_in_chunks_of_256(objective, space, n_trials, rng):
+    """Draws 256 trials at a time, as many chunks as needed: correct."""
+    trials = []
+    while len(trials) < n_trials:
+        chunk = min(256, n_trials - len(trials))
+        columns = {n: [_draw(*spec, rng) for _ in range(chunk)] for n, spec in space.items()}
+        for i in range(chunk):
+            params = {n: values[i] for n, values in columns.items()}
+            trials.append((params, objective(params)))
+    return trials
+
+
+def test_random_search_hidden_goes_past_512_trials(capsys):
+    assert_passes(capsys, checks.check_random_search, search_in_chunks_of_512)  # visible: <= 200
+    assert_fails(
+        capsys,
+        checks.check_random_search,
+        search_in_chunks_of_512,
+        "n_trials=600",
+        "distinct values of 'lr' in 600 trials",
+        hidden=True,
+    )
+    assert_passes(capsys, checks.check_random_search, search_in_chunks_of_256, hidden=True)
+
+
+# --- side effects are told also when the trials are wrong (issue 17, class 2) ---
+
+
+def search_pops_the_space_and_stores_zero(objective, space, n_trials, rng):
+    return [(params, 0.0) for params, _ in search_pops_the_space(objective, space, n_trials, rng)]
+
+
+def test_random_search_wrong_and_mutating_is_told_both(capsys):
+    assert_fails(
+        capsys,
+        checks.check_random_search,
+        search_pops_the_space_and_stores_zero,
+        "changes its input in place (space)",
+        "is not objective(params)",
+    )

@@ -54,6 +54,8 @@ class Server:
         self.handles: dict[int, Any] = {}
         self.graphs: OrderedDict[int, tuple[list[torch.Tensor], list[torch.Tensor]]] = OrderedDict()
         self.ids = itertools.count(1)
+        # id(argument) -> its leaf, for arguments that were not leaves on the caller's side
+        self.leaf_of: dict[int, torch.Tensor] = {}
         self.sequence: Any = None  # the number of the request being served
 
     # --- the loop -------------------------------------------------------------------------------
@@ -180,6 +182,16 @@ class Server:
             return self.callback_stub(value.key)
         if isinstance(value, Ref) and value.kind == "handle":
             return self.handles[value.key]
+        if isinstance(value, Ref) and value.kind == "non_leaf":
+            # The caller's tensor is the output of an op (a loss): so is the argument here, a clone
+            # of a leaf, so in-place edits behave as in a kernel (on a leaf that requires grad they
+            # raise) and gradients still reach the leaf, which stands for the caller's tensor.
+            leaf = value.key
+            if not isinstance(leaf, torch.Tensor) or not leaf.requires_grad:
+                return leaf
+            tensor = leaf.clone()
+            self.leaf_of[id(tensor)] = leaf
+            return tensor
         if isinstance(value, Ref) and value.kind == "tensor_with_grad":
             tensor, grad = value.key  # a leaf the caller holds with a .grad: it keeps it here too
             if isinstance(tensor, torch.Tensor) and isinstance(grad, torch.Tensor):
@@ -218,7 +230,8 @@ class Server:
         extra: list[torch.Tensor] | None = None,
     ) -> dict[str, Any]:
         snapshot = _Snapshot(args, kwargs)
-        grad_inputs = _grad_inputs(args, kwargs, extra)
+        grad_inputs = [self.leaf_of.get(id(t), t) for t in _grad_inputs(args, kwargs, extra)]
+        self.leaf_of.clear()
         from course_utils.checks._guards import tripwires
         from course_utils.checks._optimizers import optimizer_steps
 

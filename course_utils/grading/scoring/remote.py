@@ -7,6 +7,8 @@ learner's own function or class:
 
 - arguments go over as plain data (modules and generators pickled, callables kept here and called
   back), results come back as plain data only (``wire.py``);
+- a tensor argument arrives as it is here: a leaf with its ``.grad``, or the output of an op (a
+  loss), so in-place edits and accumulated gradients behave as in a kernel;
 - whatever the call changed in its arguments is applied to the caller's objects here (tensor values
   through ``copy_``, so ``_version`` counters move as they would; lists; module parameters, their
   ``.grad`` and replaced ``nn.Parameter`` objects; generator states);
@@ -328,6 +330,8 @@ class AnswerProcess:
             return Ref("torch_rng", value.get_state())
         if isinstance(value, (np.random.Generator, np.random.RandomState)):
             return Pickled(cloudpickle.dumps(value))
+        if isinstance(value, torch.Tensor) and value.requires_grad and not value.is_leaf:
+            return Ref("non_leaf", value)  # arrives as the output of an op, as it is here
         if isinstance(value, torch.Tensor) and value.is_leaf and value.grad is not None:
             # The same tensor handed twice keeps its .grad in a kernel: x.grad accumulates there
             return Ref("tensor_with_grad", (value, value.grad))

@@ -124,6 +124,7 @@ class Server:
         return {"op": "defined", "names": _referenced_globals(value)}
 
     def op_call(self, message: dict[str, Any]) -> dict[str, Any]:
+        self.leaf_of.clear()  # filled by materialise, read by invoke: this call's only
         target = self.resolve(message["target"])
         args = [self.materialise(a) for a in message.get("args", [])]
         kwargs = {k: self.materialise(v) for k, v in message.get("kwargs", {}).items()}
@@ -133,6 +134,7 @@ class Server:
         return reply
 
     def op_module_call(self, message: dict[str, Any]) -> dict[str, Any]:
+        self.leaf_of.clear()
         module = self.handles[message["handle"]]
         _load_state(module, message["state"], message["training"])
         args = [self.materialise(a) for a in message.get("args", [])]
@@ -217,7 +219,7 @@ class Server:
             self.sequence = outer
             if "error" in reply:
                 raise RuntimeError(f"the grader's callback failed: {reply['error']}")
-            return reply["value"]
+            return self.materialise(reply["value"])  # as an argument would arrive
 
         return callback
 

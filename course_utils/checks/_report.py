@@ -25,7 +25,9 @@ Write a check as a sequence of cases::
     return report.finish("matches torchvision on 12 random inputs")
 
 A case that raises inside the learner's code is recorded as a FAIL with the exception type and message
-(``NotImplementedError`` becomes "not implemented yet"), never propagated.
+(``NotImplementedError`` becomes "not implemented yet"), never propagated. ``report.note(message)`` adds
+a FAIL line to the current case without stopping it: side effects (an input changed in place, global
+random state touched) are told whether or not the values turn out right.
 """
 
 from __future__ import annotations

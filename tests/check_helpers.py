@@ -7,10 +7,14 @@ A check prints one ``PASS`` line, or ``FAIL`` lines (``CheckResult.lines``); not
 - ``assert_passed`` / ``assert_failed(result, capsys, *fragments)``: for a check already called.
 - ``assert_pass_lines`` / ``assert_fail_lines(result, *fragments)``: on the result's lines only.
 - ``not_implemented``: the stub a released exercise starts from; the FAIL fragments several checks share.
+- ``from_cell(source, name)``: the function ``name`` as a notebook cell ``source`` defines it (its own
+  globals, its helpers and imports beside it, its source readable by ``inspect``).
 """
 
 from __future__ import annotations
 
+import itertools
+import linecache
 from collections.abc import Callable
 from typing import Any
 
@@ -108,3 +112,17 @@ def assert_failed(result: CheckResult, capsys: pytest.CaptureFixture[str], *frag
 
 def not_implemented(*args: Any, **kwargs: Any) -> Any:
     raise NotImplementedError()
+
+
+_CELLS = itertools.count()
+
+
+def from_cell(source: str, name: str) -> Any:
+    """``name`` as defined by running ``source`` as a notebook cell: in a namespace of its own (its
+    module is ``__main__``, so it is shipped by value to an answer process, globals and all), with
+    its source registered in ``linecache`` for ``inspect.getsource``."""
+    filename = f"<test cell {next(_CELLS)}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - the tests' own cells
+    return namespace[name]

@@ -192,3 +192,22 @@ def dependence_non_contiguous_copy(model, x, index):
 )
 def test_batch_independence_passes_unusual_correct_answers(capsys, answer, hidden):
     assert_passes(capsys, checks.check_batch_independence, answer, hidden)
+
+
+# --- side effects are told also when the norms are wrong (issue 17, class 2) ---
+
+
+def dependence_sums_all_outputs_on_the_callers_x(model, x, index):
+    x.requires_grad_(True)  # on the caller's batch
+    (grad,) = torch.autograd.grad(model(x).sum(), x)
+    return grad.flatten(1).norm(dim=1)
+
+
+def test_batch_independence_wrong_and_mutating_is_told_both(capsys):
+    assert_fails(
+        capsys,
+        checks.check_batch_independence,
+        dependence_sums_all_outputs_on_the_callers_x,
+        "changes its input in place (x)",
+        "sum of ALL outputs",
+    )

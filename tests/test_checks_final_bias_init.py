@@ -167,3 +167,19 @@ def test_final_bias_passes_a_float64_answer_on_every_kind_of_priors(capsys, hidd
         capsys, check_final_bias_init, final_bias_float64_then_copied, hidden=hidden, binary=True
     )
     assert_pass_lines(result)
+
+
+# --- side effects are told also when the bias is wrong (issue 17, class 2) ---
+
+
+def final_bias_log10_normalising_priors_in_place(layer, priors):
+    if isinstance(priors, torch.Tensor):
+        priors /= priors.sum()  # the caller's priors
+    return final_bias_log10(layer, priors)
+
+
+def test_final_bias_wrong_and_mutating_is_told_both(capsys):
+    result, _ = run_check(
+        capsys, check_final_bias_init, final_bias_log10_normalising_priors_in_place
+    )
+    assert_fail_lines(result, "changes its input in place (priors)", "log10")

@@ -13,7 +13,7 @@ import torch
 from course_utils.checks import find_exact_duplicates as checks
 from course_utils.checks._pairs import BOTH_ORDERS_HINT, ORDER_HINT, REPEATED_HINT, SELF_PAIR_HINT
 from course_utils.data import explore
-from tests.check_helpers import assert_failed, assert_passed, not_implemented
+from tests.check_helpers import assert_failed, assert_fails, assert_passed, not_implemented
 
 
 def exact_by_bytes(images):
@@ -242,4 +242,23 @@ def test_exact_passes_a_float64_transposed_answer(capsys, hidden):
     assert_passed(
         checks.check_find_exact_duplicates(exact_on_a_non_contiguous_float64_view, hidden=hidden),
         capsys,
+    )
+
+
+# --- side effects are told also when the pairs are wrong (issue 17, class 2) ---
+
+
+def exact_reversed_and_zeroes_the_images(images):
+    pairs = exact_reversed(images.clone())
+    images.zero_()  # overwrites the caller's images
+    return pairs
+
+
+def test_exact_wrong_and_mutating_is_told_both(capsys):
+    assert_fails(
+        capsys,
+        checks.check_find_exact_duplicates,
+        exact_reversed_and_zeroes_the_images,
+        "changes its input in place (images)",
+        ORDER_HINT,
     )

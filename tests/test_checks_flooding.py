@@ -143,3 +143,20 @@ def test_flooding_check_fails_an_answer_that_changes_the_loss_in_place(capsys):
 def test_flooding_check_says_returned_none(capsys):
     text = assert_fails(capsys, check_flooding, flood_returns_nothing, "returned None")
     assert "NoneType" not in text
+
+
+def flood_with_in_place_ops(loss, b):
+    return loss.sub_(b).abs_().add_(b)  # writes through the caller's loss (a non-leaf)
+
+
+def flood_subtracts_b_in_place(loss, b):
+    loss.sub_(b)
+    return loss.abs() + b
+
+
+@pytest.mark.parametrize("answer", [flood_with_in_place_ops, flood_subtracts_b_in_place])
+def test_flooding_check_names_in_place_ops_on_the_loss(capsys, answer):
+    """Through the trusted channel too: the loss arrives as the output of an op, as in a kernel
+    (it used to arrive as a leaf, where the in-place op raised instead)."""
+    text = assert_fails(capsys, check_flooding, answer, IN_PLACE + " (loss)")
+    assert "leaf Variable" not in text

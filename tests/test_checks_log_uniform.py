@@ -188,3 +188,21 @@ def test_log_uniform_ks_bound_is_the_fixed_false_alarm_rate():
     # sqrt(ln(2 / alpha) / (2 n)): 1.36 / sqrt(n) at alpha = 0.05, the textbook value
     assert math.isclose(ks_critical(10_000, 0.05), 1.358 / 100, rel_tol=1e-3)
     assert ks_critical(20_000) < 0.016 and KS_ALPHA <= 1e-3
+
+
+# --- side effects are told also when the samples are wrong (issue 17, class 2) ---
+
+
+def log_uniform_linear_after_a_global_seed(low, high, n, rng):
+    np.random.seed(0)  # touches the caller's global state
+    return rng.uniform(low, high, n)
+
+
+def test_log_uniform_wrong_and_touching_the_global_state_is_told_both(capsys):
+    assert_fails(
+        capsys,
+        checks.check_log_uniform,
+        log_uniform_linear_after_a_global_seed,
+        "changes NumPy's global random state",
+        "uniform in linear space",
+    )

@@ -191,3 +191,86 @@ def overfit_float64_copy_of_the_batch(model, x, y, steps):
 @pytest.mark.parametrize("answer", [overfit_adamw, overfit_float64_copy_of_the_batch])
 def test_overfit_one_batch_passes_unusual_correct_answers(capsys, answer, hidden):
     assert_passes(capsys, checks.check_overfit_one_batch, answer, hidden)
+
+
+# --- a new optimizer at every step, whatever the optimizer (issue 17, class 5) ---
+
+
+def _sgd_momentum(model):
+    return torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+
+
+def _rmsprop(model):
+    return torch.optim.RMSprop(model.parameters(), lr=3e-3)
+
+
+def overfit_new_sgd_momentum_every_step(model, x, y, steps):
+    return _train(model, x, y, steps, _sgd_momentum, fresh=True)
+
+
+def overfit_new_rmsprop_every_step(model, x, y, steps):
+    return _train(model, x, y, steps, _rmsprop, fresh=True)
+
+
+def overfit_new_adagrad_every_step(model, x, y, steps):
+    return _train(
+        model, x, y, steps, lambda m: torch.optim.Adagrad(m.parameters(), lr=0.05), fresh=True
+    )
+
+
+@pytest.mark.parametrize(
+    ("answer", "fragments"),
+    [
+        (
+            overfit_new_sgd_momentum_every_step,
+            ["a new SGD(momentum=0.9) built at every step", "momentum buffer restarts from zero"],
+        ),
+        (
+            overfit_new_rmsprop_every_step,
+            ["a new RMSprop built at every step", "squared gradients restarts"],
+        ),
+        (overfit_new_adagrad_every_step, ["a new Adagrad built at every step"]),
+    ],
+)
+def test_overfit_one_batch_names_a_new_stateful_optimizer_every_step(capsys, answer, fragments):
+    out = assert_fails(capsys, checks.check_overfit_one_batch, answer, *fragments)
+    assert "learning rate is too low" not in out  # the cause is named, not a symptom
+
+
+def overfit_sgd_momentum(model, x, y, steps):
+    return _train(model, x, y, steps, _sgd_momentum)
+
+
+def overfit_rmsprop(model, x, y, steps):
+    return _train(model, x, y, steps, _rmsprop)
+
+
+def overfit_new_plain_sgd_every_step(model, x, y, steps):
+    # plain SGD keeps no state: building it again each step changes nothing
+    return _train(model, x, y, steps, lambda m: torch.optim.SGD(m.parameters(), lr=0.5), fresh=True)
+
+
+@pytest.mark.parametrize("hidden", [False, True])
+@pytest.mark.parametrize(
+    "answer", [overfit_sgd_momentum, overfit_rmsprop, overfit_new_plain_sgd_every_step]
+)
+def test_overfit_one_batch_passes_other_optimizers(capsys, answer, hidden):
+    assert_passes(capsys, checks.check_overfit_one_batch, answer, hidden)
+
+
+# --- side effects are told also when the history is wrong (issue 17, class 2) ---
+
+
+def overfit_constant_steps_standardising_x_in_place(model, x, y, steps):
+    x.sub_(x.mean(0)).div_(x.std(0) + 1e-8)
+    return _train(model, x, y, 200, _adam)
+
+
+def test_overfit_one_batch_wrong_and_mutating_is_told_both(capsys):
+    assert_fails(
+        capsys,
+        checks.check_overfit_one_batch,
+        overfit_constant_steps_standardising_x_in_place,
+        "changes its input in place (x or y)",
+        "expected 7 losses",
+    )

@@ -9,7 +9,7 @@ import pytest
 
 from course_utils import tuning
 from course_utils.checks import random_search as checks
-from tests.check_helpers import assert_fails, assert_passes, not_implemented
+from tests.check_helpers import assert_fails, assert_passes, from_cell, not_implemented
 
 
 def _draw(kind, low, high, rng):
@@ -225,3 +225,130 @@ def search_as_tuples_of_lists(objective, space, n_trials, rng):
 @pytest.mark.parametrize("answer", [search_with_child_generators, search_as_tuples_of_lists])
 def test_random_search_passes_unusual_correct_answers(capsys, answer, hidden):
     assert_passes(capsys, checks.check_random_search, answer, hidden)
+
+
+# --- the learner's own helpers vs the reference, in a kernel and through the channel (issue 17) ---
+
+_SEARCH_BODY = """
+def random_search(objective, space, n_trials, rng):
+    trials = []
+    for _ in range(n_trials):
+        params = {}
+        for name, (kind, low, high) in space.items():
+            params[name] = (
+                float(log_uniform(low, high, rng=rng)) if kind == "log" else float(rng.uniform(low, high))
+            )
+        trials.append((params, objective(params)))
+    return trials
+"""
+
+# The cell defines its own helper named like the course's tuning.log_uniform: a correct answer.
+CELL_WITH_OWN_HELPER = (
+    """
+import numpy as np
+
+
+def log_uniform(low, high, rng):
+    return np.exp(rng.uniform(np.log(low), np.log(high)))
+"""
+    + _SEARCH_BODY
+)
+
+# The same answer with the helper imported from the course: it calls the reference.
+CELL_IMPORTING_THE_REFERENCE = "from course_utils.tuning import log_uniform\n" + _SEARCH_BODY
+
+
+def search_with_inner_helper(objective, space, n_trials, rng):
+    def log_uniform(low, high):  # a nested helper named like the reference
+        return float(np.exp(rng.uniform(np.log(low), np.log(high))))
+
+    trials = []
+    for _ in range(n_trials):
+        params = {
+            n: log_uniform(lo, hi) if k == "log" else float(rng.uniform(lo, hi))
+            for n, (k, lo, hi) in space.items()
+        }
+        trials.append((params, objective(params)))
+    return trials
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pytest.param(from_cell(CELL_WITH_OWN_HELPER, "random_search"), id="helper-in-its-cell"),
+        pytest.param(search_with_inner_helper, id="nested-helper"),
+        pytest.param(search_with_own_helper, id="helper-in-its-module"),
+    ],
+)
+def test_random_search_hidden_passes_an_answer_with_a_helper_named_like_the_reference(
+    capsys, answer
+):
+    """A false zero under trusted grading before: the stand-in's globals did not hold the helper."""
+    assert_passes(capsys, checks.check_random_search, answer, hidden=True)
+
+
+def test_random_search_hidden_fails_the_same_answer_importing_the_reference(capsys):
+    answer = from_cell(CELL_IMPORTING_THE_REFERENCE, "random_search")
+    assert_passes(capsys, checks.check_random_search, answer)  # right values: only hidden objects
+    assert_fails(
+        capsys,
+        checks.check_random_search,
+        answer,
+        "your answer calls course_utils.tuning.log_uniform",
+        hidden=True,
+    )
+
+
+# --- past 512 trials (issue 17, class 4) ---
+
+
+def search_in_chunks_of_512(objective, space, n_trials, rng):
+    """Draws 512 values per parameter once and wraps around: trials past 512 repeat earlier ones."""
+    draws = {n: [_draw(*spec, rng) for _ in range(512)] for n, spec in space.items()}
+    trials = []
+    for i in range(n_trials):
+        params = {n: values[i % 512] for n, values in draws.items()}
+        trials.append((params, objective(params)))
+    return trials
+
+
+def search_in_chunks_of_256(objective, space, n_trials, rng):
+    """Draws 256 trials at a time, as many chunks as needed: correct."""
+    trials = []
+    while len(trials) < n_trials:
+        chunk = min(256, n_trials - len(trials))
+        columns = {n: [_draw(*spec, rng) for _ in range(chunk)] for n, spec in space.items()}
+        for i in range(chunk):
+            params = {n: values[i] for n, values in columns.items()}
+            trials.append((params, objective(params)))
+    return trials
+
+
+def test_random_search_hidden_goes_past_512_trials(capsys):
+    assert_passes(capsys, checks.check_random_search, search_in_chunks_of_512)  # visible: <= 200
+    assert_fails(
+        capsys,
+        checks.check_random_search,
+        search_in_chunks_of_512,
+        "n_trials=600",
+        "distinct values of 'lr' in 600 trials",
+        hidden=True,
+    )
+    assert_passes(capsys, checks.check_random_search, search_in_chunks_of_256, hidden=True)
+
+
+# --- side effects are told also when the trials are wrong (issue 17, class 2) ---
+
+
+def search_pops_the_space_and_stores_zero(objective, space, n_trials, rng):
+    return [(params, 0.0) for params, _ in search_pops_the_space(objective, space, n_trials, rng)]
+
+
+def test_random_search_wrong_and_mutating_is_told_both(capsys):
+    assert_fails(
+        capsys,
+        checks.check_random_search,
+        search_pops_the_space_and_stores_zero,
+        "changes its input in place (space)",
+        "is not objective(params)",
+    )

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from course_utils.checks import rank_label_errors as checks
 from course_utils.checks._guards import WRONG_DEVICE_HINT
 from course_utils.data import explore
-from tests.check_helpers import assert_failed, assert_passed, not_implemented
+from tests.check_helpers import assert_failed, assert_fails, assert_passed, not_implemented
 
 
 def rank_by_p_given(logits, labels):
@@ -198,4 +198,23 @@ def rank_float64_with_a_comment(logits, labels):
 def test_rank_passes_a_float64_answer_that_names_the_library_in_a_comment(capsys, hidden):
     assert_passed(
         checks.check_rank_label_errors(rank_float64_with_a_comment, hidden=hidden), capsys
+    )
+
+
+# --- side effects are told also when the ranking is wrong (issue 17, class 2) ---
+
+
+def rank_ascending_and_shifts_logits(logits, labels):
+    ranking = rank_ascending(logits.clone(), labels)
+    logits.sub_(logits.max(dim=1, keepdim=True).values)  # "stabilises" the caller's logits
+    return ranking
+
+
+def test_rank_wrong_and_mutating_is_told_both(capsys):
+    assert_fails(
+        capsys,
+        checks.check_rank_label_errors,
+        rank_ascending_and_shifts_logits,
+        "changes its input in place (logits)",
+        checks.ASCENDING_HINT,
     )

@@ -32,7 +32,7 @@ stage  exercise (learner's function)     check                           module
 
 Helpers shared by several checks sit next to ``_report.py`` (results, FAIL lines) and ``_guards.py``
 (banned calls, tripwires, one thread): ``_pairs`` and ``_stage01`` (stage 01), ``_library_calls``,
-``_meta`` and ``_values`` (stages 02, 04-06), ``_module_cases`` (layers and inits), ``_loss_cases``
+``_meta`` and ``_values`` (stages 02, 04-06), ``_optimizers`` (the optimizer steps an answer takes), ``_module_cases`` (layers and inits), ``_loss_cases``
 (losses). All checks are importable from here: ``from course_utils.checks import check_focal_loss``.
 """
 

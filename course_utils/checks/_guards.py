@@ -55,8 +55,16 @@ def call_sites(fn: Callable[..., Any]) -> tuple[set[str], set[str], set[str]]:
     bare: set[str] = set()  # group_norm(...)
     attributes: set[str] = set()  # F.group_norm(...)
     keywords: set[str] = set()
-    local: set[str] = set()  # names the answer binds itself (variables, arguments)
+    local: set[str] = set()  # names the answer binds itself (variables, arguments, inner defs)
+    outer = tree.body[0] if len(tree.body) == 1 else None  # the answer's own def or class
     for node in ast.walk(tree):
+        if (
+            isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+            and node is not outer
+        ):
+            local.add(node.name)  # a helper defined inside the answer
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            local.add(node.name)
         if isinstance(node, ast.Call):
             if isinstance(node.func, ast.Name):
                 bare.add(node.func.id)
@@ -68,7 +76,9 @@ def call_sites(fn: Callable[..., Any]) -> tuple[set[str], set[str], set[str]]:
         elif isinstance(node, ast.arg):
             local.add(node.arg)
     # A bare call of a name the answer bound itself is its own function; one bound to the library
-    # (``gn = F.group_norm``) is caught at run time by the tripwires instead.
+    # (``gn = F.group_norm``) is caught at run time by the tripwires instead. Names bound by an
+    # import inside the answer stay calls: ``from course_utils.tuning import log_uniform`` is the
+    # library's.
     return bare - local, attributes, keywords
 
 

@@ -13,10 +13,18 @@ from course_utils.checks._report import Report
 _LIBRARY_PACKAGES = ("course_utils", "torch", "sklearn", "scipy", "optuna", "numpy")
 
 
-def _source_calls(fn: Callable[..., Any], banned: Sequence[str]) -> list[str]:
+def _source_calls(
+    fn: Callable[..., Any], banned: Sequence[str], libraries: Sequence[str] = _LIBRARY_PACKAGES
+) -> list[str]:
     """Banned dotted names whose last part ``fn``'s source calls, read from its syntax tree
-    (``_guards._calls_in_source``): a comment, a string or a variable naming one is not a call, nor
-    is a call of the learner's own helper that happens to share the name."""
+    (``_guards.call_sites``): a comment, a string or a variable naming one is not a call, nor is a
+    call of the learner's own helper that happens to share the name (defined inside the answer, or
+    a global of the answer's that does not come from one of ``libraries``). An attribute call
+    (``sanity.expected_initial_loss(...)``) always counts.
+
+    Globals are read from ``fn.__globals__``: the learner's module in a kernel; under trusted
+    grading the stand-in's, which holds each name's module as the answer process reports it
+    (``remote.AnswerProcess._stand_in``), so the two agree."""
     bare, attributes, _ = call_sites(fn)
     names = getattr(fn, "__globals__", {})
     found = []
@@ -30,14 +38,14 @@ def _source_calls(fn: Callable[..., Any], banned: Sequence[str]) -> list[str]:
         if leaf not in bare:
             continue
         own = names.get(leaf)
-        if own is not None and own is not fn and not _from_library(own):
+        if own is not None and own is not fn and not _from_library(own, libraries):
             continue  # the learner's own helper that happens to share the name
         found.append(dotted)
     return found
 
 
-def _from_library(obj: object) -> bool:
-    return (getattr(obj, "__module__", None) or "").split(".")[0] in _LIBRARY_PACKAGES
+def _from_library(obj: object, libraries: Sequence[str] = _LIBRARY_PACKAGES) -> bool:
+    return (getattr(obj, "__module__", None) or "").split(".")[0] in libraries
 
 
 def _reference_case(

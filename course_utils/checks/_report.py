@@ -25,7 +25,9 @@ Write a check as a sequence of cases::
     return report.finish("matches torchvision on 12 random inputs")
 
 A case that raises inside the learner's code is recorded as a FAIL with the exception type and message
-(``NotImplementedError`` becomes "not implemented yet"), never propagated.
+(``NotImplementedError`` becomes "not implemented yet"), never propagated. ``report.note(message)`` adds
+a FAIL line to the current case without stopping it: side effects (an input changed in place, global
+random state touched) are told whether or not the values turn out right.
 """
 
 from __future__ import annotations
@@ -111,17 +113,20 @@ class Report:
         self.failures: list[str] = []
         self.cases = 0
         self.not_implemented = False
+        self._case = ""
 
     @contextlib.contextmanager
     def case(self, description: str) -> Iterator[None]:
         """Run one case; any exception becomes a FAIL line naming ``description``."""
         self.cases += 1
+        self._case = description
         try:
             with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
                 warnings.simplefilter("ignore")
                 yield
         except CaseFailed as failure:
-            self.failures.append(f"{description}: {failure}")
+            if f"{description}: {failure}" not in self.failures:  # not already noted
+                self.failures.append(f"{description}: {failure}")
         except NotImplementedError as error:
             if "meta" in str(error).lower():  # a torch op without a meta kernel
                 self.failures.append(f"{description}: raised NotImplementedError: {error}")
@@ -137,6 +142,13 @@ class Report:
     def fail(self, message: str) -> None:
         """Stop the current case with ``message``."""
         raise CaseFailed(message)
+
+    def note(self, message: str) -> None:
+        """A FAIL line for the current case that does not stop it: for side effects (an input
+        changed in place, global state touched), told whether or not the values are right."""
+        line = f"{self._case}: {message}"
+        if line not in self.failures:
+            self.failures.append(line)
 
     def expect(self, condition: bool, message: str) -> None:
         """Stop the current case with ``message`` unless ``condition``."""

@@ -11,7 +11,8 @@ from typing import Any
 
 import torch
 
-from course_utils.checks._guards import ReferenceCalled, _calls_in_source, tripwires
+from course_utils.checks._guards import ReferenceCalled, tripwires
+from course_utils.checks._library_calls import _source_calls
 from course_utils.checks._report import Report
 
 Learner = Callable[..., Any]
@@ -19,23 +20,11 @@ _LIBRARIES = ("course_utils", "torch", "numpy", "sklearn", "scipy", "cleanlab")
 
 
 def _reference_calls(fn: Learner, banned: list[str]) -> list[str]:
-    """Banned names called in ``fn``'s source, read from its syntax tree (``_guards._calls_in_source``):
-    the answer's own ``def`` (the exercise's function has the reference's name), a comment, a string or
-    a variable naming the reference is not a call, nor is a call of the learner's own helper of that
-    name."""
-    called, _ = _calls_in_source(fn)
-    names = getattr(fn, "__globals__", {})
-    found = []
-    for dotted in banned:
-        leaf = dotted.rsplit(".", 1)[-1]
-        if leaf not in called:
-            continue
-        own = names.get(leaf)
-        library = str(getattr(own, "__module__", "") or "").split(".")[0] in _LIBRARIES
-        if own is not None and own is not fn and not library:
-            continue  # the learner's own helper of that name (run-time tripwires still watch)
-        found.append(dotted)
-    return found
+    """Banned names called in ``fn``'s source (``_library_calls._source_calls``, with the stage 01
+    libraries): the answer's own ``def`` (the exercise's function has the reference's name), a
+    comment, a string or a variable naming the reference is not a call, nor is a call of the
+    learner's own helper of that name."""
+    return _source_calls(fn, banned, _LIBRARIES)
 
 
 def _hidden_reference_case(
@@ -63,10 +52,11 @@ def _expect_unchanged(
     report: Report, given: dict[str, torch.Tensor], kept: dict[str, torch.Tensor]
 ) -> None:
     """FAIL "changes its input in place (name)" for each tensor handed to the answer that no longer
-    equals the copy kept aside (or gained requires_grad)."""
+    equals the copy kept aside (or gained requires_grad); noted without stopping the case, so an
+    answer whose values are also wrong is told both."""
     for name, tensor in given.items():
         if tensor.requires_grad or not torch.equal(tensor, kept[name]):
-            report.fail(
+            report.note(
                 f"changes its input in place ({name}): the caller's tensor was modified; work on "
                 "a copy (e.g. x = x.clone()) or use out-of-place operations"
             )

@@ -10,7 +10,7 @@ What the check verifies:
   classic bug (sum of all outputs, eval mode, squared norms, parameter gradients) is named only when the
   answer's numbers match it.
 - gradient: taken with respect to the input; two calls on the same x must not accumulate.
-- input untouched (on each case whose values are right): the caller's x keeps its values,
+- input untouched (on every case, also when the values are wrong): the caller's x keeps its values,
   requires_grad=False and no .grad; the model's parameters get no .grad (a training step after the call
   would add it); the model keeps its mode.
 - every argument: index first, middle and last; 2-D, 3-D and image batches; the meta device.
@@ -82,18 +82,19 @@ def _expect_caller_untouched(
     report: Report, model: nn.Module, x: torch.Tensor, given_model: nn.Module, given_x: torch.Tensor
 ) -> None:
     """The caller's batch and model as they were: same values, no requires_grad or .grad left on x,
-    no .grad left on the parameters, the same train/eval mode."""
+    no .grad left on the parameters, the same train/eval mode. Noted without stopping the case, so
+    an answer whose norms are also wrong is told both."""
     if given_x.requires_grad or given_x.grad is not None:
-        report.fail(
+        report.note(
             "changes its input in place (x): the caller's batch now has requires_grad=True"
             + (" and a .grad" if given_x.grad is not None else "")
             + "; differentiate a copy, x.detach().clone().requires_grad_(True)"
         )
     if not torch.equal(given_x.detach(), x):
-        report.fail("changes its input in place (x): the values of the caller's batch changed")
+        report.note("changes its input in place (x): the values of the caller's batch changed")
     left = [name for name, p in given_model.named_parameters() if p.grad is not None]
     if left:
-        report.fail(
+        report.note(
             f"leaves gradients in the model's parameters ({', '.join(left[:3])}"
             + (", ..." if len(left) > 3 else "")
             + ".grad): the next optimizer step of the caller would add them; take the gradient "
@@ -101,7 +102,7 @@ def _expect_caller_untouched(
         )
     if given_model.training != model.training:
         mode = "eval" if model.training else "train"
-        report.fail(
+        report.note(
             f"changes its input in place (model): the caller's model was left in {mode} mode; "
             "use the model in the mode it is given"
         )
@@ -121,6 +122,7 @@ def _batch_dependence_case(
     for p in given_model.parameters():
         p.grad = None
     got = learner_fn(given_model, given_x, index)
+    _expect_caller_untouched(report, model, x, given_model, given_x)
     n = x.shape[0]
     if isinstance(got, (tuple, list)) and got and all(isinstance(g, torch.Tensor) for g in got):
         report.fail(
@@ -150,7 +152,6 @@ def _batch_dependence_case(
     if torch.allclose(
         got.detach().to("cpu", torch.float64), expected.to(torch.float64), rtol=1e-4, atol=1e-6
     ):
-        _expect_caller_untouched(report, model, x, given_model, given_x)
         return
     got_pattern, expected_pattern = _nonzero(got), _nonzero(expected)
     message = (

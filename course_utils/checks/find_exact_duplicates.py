@@ -11,7 +11,8 @@ What the check verifies:
 - value: the set of pairs equals the planted one; a mismatch names the missing and extra pairs, and a
   classic bug (self pairs, both orders, a tolerance, a summary of the image, part of the image, one index
   per group) only when the pairs found match it.
-- input untouched: the images handed to the answer are compared with a copy kept aside.
+- input untouched: the images handed to the answer are compared with a copy kept aside, on every case,
+  also when the pairs are wrong (both are told).
 - every argument: gray and RGB, float32 and float64, 1 to 600 images (past a 512-row block, with groups
   beyond row 512; hidden), no duplicates, a group of four, blank images.
 - contract: a list (tuple, set, array or (M, 2) tensor) of (i, j) with i < j, each pair once; hidden: no
@@ -153,8 +154,9 @@ def check_find_exact_duplicates(learner_fn: Learner, *, hidden: bool = False) ->
     ) -> None:
         with report.case(description):
             given = images.clone()
-            got = _check_pair_format(report, _as_pairs(report, learner_fn(given)), len(images))
+            returned = learner_fn(given)
             _expect_unchanged(report, {"images": given}, {"images": images})
+            got = _check_pair_format(report, _as_pairs(report, returned), len(images))
             if got != expected:
                 report.fail(_describe_exact_mismatch(got, expected, groups, lookalikes or {}))
 

@@ -13,7 +13,8 @@ What the check verifies:
 - value: precision and recall of the pairs found against the planted copies (both >= ``NEAR_BAR``),
   pixel-identical pairs excluded; a threshold named too loose or too tight only when the pairs found are
   a sub- or super-level set of the reference distance.
-- input untouched: the images handed to the answer are compared with a copy kept aside.
+- input untouched: the images handed to the answer are compared with a copy kept aside, on every case,
+  also when the pairs are wrong (both are told).
 - every argument: the answer's own default threshold (the learner owns it); different mixes of copies,
   exact copies and look-alike distractors (hidden: larger sets).
 - contract: pairs (i, j) with i < j, each once; hidden: no call of the reference.
@@ -201,8 +202,9 @@ def check_find_near_duplicates(learner_fn: Learner, *, hidden: bool = False) -> 
         images, truth, exact, _ = _near_case(seed, n_other, n_near, n_exact, with_twins)
         with report.case(description):
             given = images.clone()
-            found = _check_pair_format(report, _as_pairs(report, learner_fn(given)), len(images))
+            returned = learner_fn(given)
             _expect_unchanged(report, {"images": given}, {"images": images})
+            found = _check_pair_format(report, _as_pairs(report, returned), len(images))
             included = found & exact
             report.expect(
                 not included,

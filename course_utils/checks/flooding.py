@@ -7,7 +7,8 @@ Coverage:
 - gradient: d flood / d weights against the reference's (the loss's gradient above b, its negative
   below b), zero or unflipped gradients named;
 - input untouched: the loss tensor handed in keeps its value and ``._version`` counter (a
-  ``loss.sub_(b)`` inside flood would change what the caller logs);
+  ``loss.sub_(b)`` inside flood would change what the caller logs), under trusted grading too (the loss
+  crosses the channel as the output of an op, so the in-place op does not raise there);
 - every argument: b = 0, 0.05, 0.2, 0.3, 1.5 with losses above and below;
 - contract: a differentiable 0-dim tensor, meta tensors (no host reads such as ``if loss < b``), no
   call of the course's version (hidden);

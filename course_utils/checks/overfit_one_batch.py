@@ -11,10 +11,15 @@ What the check verifies:
 - gradient: the parameters' gradients, recorded by hooks at every backward, must not accumulate (named
   zero_grad only when ``.grad`` holds the sum of the passes); parameters that receive gradients but never
   move are named missing from the optimizer.
-- input untouched: x and y keep their values, x gets no requires_grad.
+- input untouched: x and y keep their values, x gets no requires_grad (told also when the history or the
+  training is wrong).
 - every argument: steps = 200 and 7 (a constant number of steps fails); hidden: batches of 2 and 8.
-- contract: ``steps`` Python floats, one per step; one optimizer for the whole loop (a new Adam every step
-  moves each weight by exactly lr * sign(gradient), which a least-squares fit of the total move detects).
+- contract: ``steps`` Python floats, one per step; one optimizer for the whole loop: a new stateful
+  optimizer at every step (SGD with momentum, RMSprop, Adam, Adagrad...: its state restarts from zero)
+  is seen by a step hook (``_optimizers``, also through the trusted channel) and named with its settings;
+  plain SGD keeps no state, so rebuilding it is not a bug. An update written by hand that behaves like a
+  new Adam every step moves each weight by exactly lr * sign(gradient), which a least-squares fit of the
+  total move detects.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from course_utils.checks._guards import (
 )
 from course_utils.checks._library_calls import _reference_case
 from course_utils.checks._numbers import differing
+from course_utils.checks._optimizers import fresh_stateful_optimizer, optimizer_steps
 from course_utils.checks._report import CheckResult, Report, describe
 from course_utils.checks._values import _seeded
 
@@ -116,7 +122,10 @@ def _overfit_case(
         start = float(F.cross_entropy(model(x), y))
     spy = _GradientSpy(model)
 
-    history = learner_fn(model, x, y, steps)
+    with optimizer_steps() as optimizer_log:
+        history = learner_fn(model, x, y, steps)
+    if not torch.equal(x, x_kept) or not torch.equal(y, y_kept) or x.requires_grad:
+        report.note("changes its input in place (x or y): train on the batch, do not write to it")
 
     if isinstance(history, torch.Tensor) or not isinstance(history, (list, tuple)):
         report.fail(
@@ -141,8 +150,6 @@ def _overfit_case(
     values = [float(h) for h in history]
     if not all(math.isfinite(v) for v in values):
         report.fail("the loss became nan/inf: the learning rate is far too high")
-    if not torch.equal(x, x_kept) or not torch.equal(y, y_kept) or x.requires_grad:
-        report.fail("changes its input in place (x or y): train on the batch, do not write to it")
     frozen = [
         name
         for (name, p), b in zip(model.named_parameters(), before, strict=True)
@@ -181,12 +188,15 @@ def _overfit_case(
                 else ": record loss.item() of F.cross_entropy(model(x), y) at each step"
             )
         )
+    fresh = fresh_stateful_optimizer(optimizer_log)
+    if fresh:
+        report.fail(fresh)
     fit = _fresh_adam_fit(spy, model, before)
     if fit is not None and fit < 0.05:
-        report.fail(
+        report.fail(  # an update written by hand, no torch.optim step seen
             "every step moved each weight by the same amount, lr * sign(gradient): a new Adam "
-            "built at every step (its moment estimates restart from zero each time); build the "
-            "optimizer once, before the loop"
+            "(or RMSprop, Adagrad) built at every step, its moment estimates restarting from zero "
+            "each time; build the optimizer once, before the loop"
         )
     if not require_target:
         return

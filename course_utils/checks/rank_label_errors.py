@@ -11,7 +11,7 @@ What the check verifies:
 - value: precision at k (k = planted flips) >= ``RANK_BAR``; a classic bug (ascending order, max
   confidence, disagreement only, raw logits) named only when the answer's top k overlap it by 80%.
 - input untouched: logits and labels compared with copies kept aside (no in-place shift, no
-  requires_grad).
+  requires_grad), on every case, also when the ranking is wrong (both are told).
 - every argument: 300 and 600 examples (past a 512-row block), 10 and 5 classes, column-major
   (non-contiguous) logits; hidden: 1,000 examples in float64, no flips; the meta device.
 - contract: a permutation of all N indices as a tensor on the logits' device (None is named as a
@@ -171,8 +171,9 @@ def check_rank_label_errors(learner_fn: Learner, *, hidden: bool = False) -> Che
             given = {"logits": logits.clone(), "labels": labels.clone()}
             if not contiguous:
                 given["logits"] = logits.t().contiguous().t()  # same values, column-major
-            ranking = _as_ranking(report, learner_fn(given["logits"], given["labels"]), n)
+            returned = learner_fn(given["logits"], given["labels"])
             _expect_unchanged(report, given, {"logits": logits, "labels": labels})
+            ranking = _as_ranking(report, returned, n)
             if not flipped:
                 return
             k = len(flipped)

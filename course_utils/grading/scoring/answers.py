@@ -54,6 +54,8 @@ class Server:
         self.handles: dict[int, Any] = {}
         self.graphs: OrderedDict[int, tuple[list[torch.Tensor], list[torch.Tensor]]] = OrderedDict()
         self.ids = itertools.count(1)
+        # id(argument) -> its leaf, for arguments that were not leaves on the caller's side
+        self.leaf_of: dict[int, torch.Tensor] = {}
         self.sequence: Any = None  # the number of the request being served
 
     # --- the loop -------------------------------------------------------------------------------
@@ -105,23 +107,24 @@ class Server:
                     exec(compile(python_source(source), filename, "exec"), self.namespace)  # noqa: S102
             except BaseException as error:  # noqa: BLE001 - a broken cell is the student's problem
                 errors.append([index, f"{type(error).__name__}: {error}"[:300]])
-        names = {}
-        for name, value in self.namespace.items():
-            if name.startswith("__"):
-                continue
-            kind = (
-                "class" if isinstance(value, type) else "callable" if callable(value) else "value"
-            )
-            names[name] = [kind, str(getattr(value, "__module__", "") or "")]
+        names = {
+            name: _kind_and_module(value)
+            for name, value in self.namespace.items()
+            if not name.startswith("__")
+        }
         return {"op": "loaded", "errors": errors, "names": names}
 
     def op_define(self, message: dict[str, Any]) -> dict[str, Any]:
         """Bind a name to a value the scorer ships (used to check functions written elsewhere, such
-        as the test suite's buggy answers, exactly as notebook answers are checked)."""
-        self.namespace[str(message["name"])] = message["value"]
-        return {"op": "defined"}
+        as the test suite's buggy answers, exactly as notebook answers are checked). The reply
+        names what the value's own global names hold (its helpers and imports), as ``op_load``
+        names the notebook's: a function defined elsewhere does not see the namespace."""
+        value = message["value"]
+        self.namespace[str(message["name"])] = value
+        return {"op": "defined", "names": _referenced_globals(value)}
 
     def op_call(self, message: dict[str, Any]) -> dict[str, Any]:
+        self.leaf_of.clear()  # filled by materialise, read by invoke: this call's only
         target = self.resolve(message["target"])
         args = [self.materialise(a) for a in message.get("args", [])]
         kwargs = {k: self.materialise(v) for k, v in message.get("kwargs", {}).items()}
@@ -131,6 +134,7 @@ class Server:
         return reply
 
     def op_module_call(self, message: dict[str, Any]) -> dict[str, Any]:
+        self.leaf_of.clear()
         module = self.handles[message["handle"]]
         _load_state(module, message["state"], message["training"])
         args = [self.materialise(a) for a in message.get("args", [])]
@@ -180,6 +184,21 @@ class Server:
             return self.callback_stub(value.key)
         if isinstance(value, Ref) and value.kind == "handle":
             return self.handles[value.key]
+        if isinstance(value, Ref) and value.kind == "non_leaf":
+            # The caller's tensor is the output of an op (a loss): so is the argument here, a clone
+            # of a leaf, so in-place edits behave as in a kernel (on a leaf that requires grad they
+            # raise) and gradients still reach the leaf, which stands for the caller's tensor.
+            leaf = value.key
+            if not isinstance(leaf, torch.Tensor) or not leaf.requires_grad:
+                return leaf
+            tensor = leaf.clone()
+            self.leaf_of[id(tensor)] = leaf
+            return tensor
+        if isinstance(value, Ref) and value.kind == "tensor_with_grad":
+            tensor, grad = value.key  # a leaf the caller holds with a .grad: it keeps it here too
+            if isinstance(tensor, torch.Tensor) and isinstance(grad, torch.Tensor):
+                tensor.grad = grad.to(tensor.dtype)
+            return tensor
         if isinstance(value, Ref) and value.kind == "torch_rng":
             generator = torch.Generator()
             generator.set_state(value.key)
@@ -200,7 +219,7 @@ class Server:
             self.sequence = outer
             if "error" in reply:
                 raise RuntimeError(f"the grader's callback failed: {reply['error']}")
-            return reply["value"]
+            return self.materialise(reply["value"])  # as an argument would arrive
 
         return callback
 
@@ -213,16 +232,26 @@ class Server:
         extra: list[torch.Tensor] | None = None,
     ) -> dict[str, Any]:
         snapshot = _Snapshot(args, kwargs)
-        grad_inputs = _grad_inputs(args, kwargs, extra)
+        grad_inputs = [self.leaf_of.get(id(t), t) for t in _grad_inputs(args, kwargs, extra)]
+        self.leaf_of.clear()
         from course_utils.checks._guards import tripwires
+        from course_utils.checks._optimizers import optimizer_steps
 
-        with _quiet(), _aliases_wired(self.namespace, target, banned), tripwires(banned):
+        with (
+            _quiet(),
+            _aliases_wired(self.namespace, target, banned),
+            tripwires(banned),
+            optimizer_steps() as steps,  # the checks' evidence of the optimizers used
+        ):
             try:
                 result = target(*args, **kwargs)
             except BaseException as error:  # noqa: BLE001 - reported to the scorer
-                return {"op": "error", "error": _error_info(error), **snapshot.changes()}
+                reply = {"op": "error", "error": _error_info(error), **snapshot.changes()}
+                return {**reply, "optimizer_steps": steps} if steps else reply
         value = self.encodable(result, snapshot)
         reply: dict[str, Any] = {"op": "result", "value": value, **snapshot.changes()}
+        if steps:
+            reply["optimizer_steps"] = steps
         outputs = _flat_tensors(result)
         if grad_inputs and any(t.requires_grad for t in outputs):
             graph = next(self.ids)
@@ -345,6 +374,33 @@ class _Snapshot:
         if isinstance(value, list):
             return [one(v) for v in value]
         return {k: one(v) for k, v in value.items() if _plain_key(k)}
+
+
+def _kind_and_module(value: Any) -> list[str]:
+    """``[kind, module]`` of a name: what the scorer's stand-ins see of it (``remote._stand_in``)."""
+    kind = "class" if isinstance(value, type) else "callable" if callable(value) else "value"
+    return [kind, str(getattr(value, "__module__", "") or "")]
+
+
+def _referenced_globals(value: Any) -> dict[str, list[str]]:
+    """``[kind, module]`` of every global name the code of ``value`` (a function, or a class's
+    methods) refers to, looked up in that code's own globals; nested functions included."""
+    functions = [value] if isinstance(value, types.FunctionType) else []
+    if isinstance(value, type):
+        for member in vars(value).values():
+            member = getattr(member, "__func__", member)  # staticmethod, classmethod
+            if isinstance(member, types.FunctionType):
+                functions.append(member)
+    names: dict[str, list[str]] = {}
+    for function in functions:
+        codes = [function.__code__]
+        while codes:
+            code = codes.pop()
+            codes += [c for c in code.co_consts if isinstance(c, types.CodeType)]
+            for name in code.co_names:
+                if name in function.__globals__ and not name.startswith("__"):
+                    names.setdefault(name, _kind_and_module(function.__globals__[name]))
+    return names
 
 
 def _shallow(value: Any) -> Any:

@@ -7,11 +7,15 @@ learner's own function or class:
 
 - arguments go over as plain data (modules and generators pickled, callables kept here and called
   back), results come back as plain data only (``wire.py``);
+- a tensor argument arrives as it is here: a leaf with its ``.grad``, or the output of an op (a
+  loss), so in-place edits and accumulated gradients behave as in a kernel;
 - whatever the call changed in its arguments is applied to the caller's objects here (tensor values
   through ``copy_``, so ``_version`` counters move as they would; lists; module parameters, their
   ``.grad`` and replaced ``nn.Parameter`` objects; generator states);
 - a result that carries gradients is joined to the caller's autograd graph by :class:`_Bridge`,
   whose backward asks the answer process for the gradients, so checks can differentiate answers;
+- the optimizer steps the call took are added to the checks' recordings
+  (``course_utils.checks._optimizers``), as a step hook here would have seen them;
 - a class's instances are :class:`RemoteModule` mirrors: real ``nn`` submodules holding the
   student's parameters here, a forward that runs remotely, and forward hooks replayed from a trace;
 - ``inspect.getsource`` on a stand-in gives the student's cell text (registered in ``linecache``;
@@ -108,7 +112,8 @@ class AnswerProcess:
         self.cwd = cwd
         self.call_timeout = call_timeout
         self.process: subprocess.Popen | None = None
-        self.names: dict[str, list[str]] = {}
+        self.names: dict[str, list[str]] = {}  # the namespace's names: [kind, module]
+        self._globals_of: dict[str, dict[str, list[str]]] = {}  # a defined value's own globals
         self.load_errors: list[list[Any]] = []
         self.callbacks: dict[int, Callable[..., Any]] = {}
         self.restarts = 0
@@ -205,7 +210,7 @@ class AnswerProcess:
                 self.close()
                 raise _CellFailed(index, "ended the process running your answers") from None
             self.load_errors += [list(e) for e in reply.get("errors", []) if isinstance(e, list)]
-            names = {str(k): list(v) for k, v in dict(reply.get("names", {})).items()}
+            names = _names(reply.get("names"))
         self.names = names
 
     def close(self) -> None:
@@ -325,6 +330,11 @@ class AnswerProcess:
             return Ref("torch_rng", value.get_state())
         if isinstance(value, (np.random.Generator, np.random.RandomState)):
             return Pickled(cloudpickle.dumps(value))
+        if isinstance(value, torch.Tensor) and value.requires_grad and not value.is_leaf:
+            return Ref("non_leaf", value)  # arrives as the output of an op, as it is here
+        if isinstance(value, torch.Tensor) and value.is_leaf and value.grad is not None:
+            # The same tensor handed twice keeps its .grad in a kernel: x.grad accumulates there
+            return Ref("tensor_with_grad", (value, value.grad))
         if isinstance(value, (torch.Tensor, np.ndarray, np.generic)):
             return value
         if isinstance(value, type) or callable(value):
@@ -360,6 +370,7 @@ class AnswerProcess:
         )
         if reply.get("op") != "defined":
             raise AnswerProcessError(f"could not define {name}: {reply.get('error')}")
+        self._globals_of[name] = _names(reply.get("names"))
 
     # --- stand-ins ----------------------------------------------------------------------------
 
@@ -388,9 +399,15 @@ class AnswerProcess:
         return stand_in
 
     def _stand_in(self, name: str, call: Callable[..., Any]) -> Callable[..., Any]:
+        """A function with the student's source for ``inspect`` and, as its ``__globals__``, what the
+        student's function sees under each name (kind and module only, never the object): the
+        notebook's names, or a defined function's own globals. The checks read them to tell a call
+        of the learner's own helper from a call of the library (``_library_calls``); its
+        ``__module__`` is the answer's, so a library function handed in as the answer is named."""
         filename, line = self._definition(name)
         globals_: dict[str, Any] = {"__call": call, "__name__": self._module_name}
-        for other, (_, module) in self.names.items():
+        seen = {**self.names, **self._globals_of.get(name, {})}
+        for other, (_, module) in seen.items():
             globals_.setdefault(other, types.SimpleNamespace(__module__=module))
         if not re.fullmatch(r"[A-Za-z_]\w*", name):
             raise ValueError(f"not a Python name: {name!r}")
@@ -399,7 +416,9 @@ class AnswerProcess:
         )
         exec(compile(source, filename, "exec"), globals_)  # noqa: S102 - our own two lines
         fn = globals_[name]
-        globals_[name] = fn
+        module = self.names.get(name, ["", ""])[1]
+        if module:
+            fn.__module__ = module
         return fn
 
     def _definition(self, name: str) -> tuple[str, int]:
@@ -439,6 +458,10 @@ class AnswerProcess:
     ) -> Any:
         for change in reply.get("changes", []):
             _apply_change(args, kwargs, change)
+        if reply.get("optimizer_steps"):
+            from course_utils.checks._optimizers import add_remote_steps
+
+            add_remote_steps(reply["optimizer_steps"])
         if reply.get("op") == "error":
             raise _rebuild_error(dict(reply.get("error", {})))
         if reply.get("op") != "result":
@@ -483,23 +506,33 @@ def _pickled_module(process: AnswerProcess, module: nn.Module) -> Pickled:
             hooks.setdefault(name, []).append(key)
     with _hooks_removed(module) as stripped:
         data = cloudpickle.dumps(stripped)
-    return Pickled(cloudpickle.dumps(_ModuleWithHooks(data, hooks)))
+    # Pickling drops .grad; the caller's parameters keep theirs (a loop without zero_grad adds to them)
+    grads = {n: p.grad.detach() for n, p in module.named_parameters() if p.grad is not None}
+    return Pickled(cloudpickle.dumps(_ModuleWithHooks(data, hooks, grads)))
 
 
 class _ModuleWithHooks:
     """Unpickled in the answer process as the module with its parameter hooks calling back."""
 
-    def __init__(self, data: bytes, hooks: dict[str, list[int]]) -> None:
-        self.data, self.hooks = data, hooks
+    def __init__(
+        self, data: bytes, hooks: dict[str, list[int]], grads: dict[str, torch.Tensor]
+    ) -> None:
+        self.data, self.hooks, self.grads = data, hooks, grads
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_module, (self.data, self.hooks))
+        return (_rebuild_module, (self.data, self.hooks, self.grads))
 
 
-def _rebuild_module(data: bytes, hooks: dict[str, list[int]]) -> nn.Module:
+def _rebuild_module(
+    data: bytes, hooks: dict[str, list[int]], grads: dict[str, torch.Tensor] | None = None
+) -> nn.Module:
     import pickle
 
     module = pickle.loads(data)
+    params = dict(module.named_parameters())
+    for name, grad in (grads or {}).items():
+        if name in params and params[name].shape == grad.shape:
+            params[name].grad = grad.to(params[name].dtype)
     if hooks:
         from course_utils.grading.scoring import answers
 
@@ -548,6 +581,17 @@ def _set_rng_state(state: Any) -> None:
         numpy_state = state.get("numpy")
         if isinstance(numpy_state, list) and len(numpy_state) == 5:
             np.random.set_state(tuple(numpy_state))
+
+
+def _names(value: Any) -> dict[str, list[str]]:
+    """The ``{name: [kind, module]}`` of a reply, kept only where it has that form."""
+    if not isinstance(value, dict):
+        return {}
+    return {
+        str(k): [str(v[0]), str(v[1])]
+        for k, v in value.items()
+        if isinstance(v, list) and len(v) == 2
+    }
 
 
 def _armed(banned: list[str]) -> list[str]:

@@ -2,7 +2,7 @@
 
 Messages are length-prefixed frames on a pipe. What the *answer process* sends is decoded by
 :func:`decode` into plain data only: ``None``, ``bool``, ``int``, ``float``, ``complex``, ``str``,
-``bytes``, lists, tuples, dicts, tensors (dtype, shape, bytes, ``requires_grad``; CPU or meta),
+``bytes``, lists, tuples, sets, frozensets, dicts, tensors (dtype, shape, bytes, ``requires_grad``; CPU or meta),
 NumPy arrays and scalars of numeric or bool dtype, ``torch.dtype``/``torch.device``/``torch.Size``,
 and :class:`Ref` markers (a reference to an object the other side holds). Nothing is unpickled and
 nothing runs: a student who writes to the pipe can only send data, which the checks then judge.
@@ -169,6 +169,9 @@ def _to_json(value: Any, blobs: list[bytes]) -> Any:
         return {"$tuple": [_to_json(v, blobs) for v in value]}
     if isinstance(value, list):
         return [_to_json(v, blobs) for v in value]
+    if isinstance(value, (set, frozenset)):
+        kind = "$frozenset" if isinstance(value, frozenset) else "$set"
+        return {kind: [_to_json(v, blobs) for v in value]}
     if isinstance(value, dict):
         return {"$dict": [[_to_json(k, blobs), _to_json(v, blobs)] for k, v in value.items()]}
     raise TypeError(f"cannot send a {type(value).__name__} over the scoring channel")
@@ -319,6 +322,8 @@ _DECODERS = {
     "$device": lambda body, *_: torch.device(str(body)),
     "$size": lambda body, *_: torch.Size(int(s) for s in body),
     "$tuple": lambda body, b, p: tuple(_from_json(v, b, p) for v in body),
+    "$set": lambda body, b, p: {_hashable(_from_json(v, b, p)) for v in body},
+    "$frozenset": lambda body, b, p: frozenset(_hashable(_from_json(v, b, p)) for v in body),
     "$dict": lambda body, b, p: {
         _hashable(_from_json(k, b, p)): _from_json(v, b, p) for k, v in body
     },

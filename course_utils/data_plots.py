@@ -1,5 +1,6 @@
 """Pictures for looking at a dataset (stage 01): mosaics, per-class box plots, distance histograms,
-labelled grids of suspects and the spread of validation estimates.
+labelled grids of suspects, the spread of validation estimates and one image set under several
+preprocessings (``versions_grid``).
 
 Every function returns the matplotlib ``Figure`` (the notebook shows it with ``plt.show()``).
 Inputs are tensors (any device) or arrays; images are (N, C, H, W) with pixels in [0, 1].
@@ -125,5 +126,38 @@ def split_spread(
     ax.set_ylim(-0.6, 1.6)
     ax.set_xlabel("validation accuracy (bars: +-1 binomial standard error)")
     ax.set_title("the same model and data, different random splits")
+    fig.tight_layout()
+    return fig
+
+
+def versions_grid(
+    versions: dict[str, torch.Tensor | np.ndarray], *, size: float = 1.0, title: str | None = None
+) -> Figure:
+    """One row per ``name: images`` (each (N, C, H, W) or (N, H, W), single channel shown in grey),
+    the same N images in every row. Each row uses **one** colour scale for all its images (from the
+    row's minimum to its maximum, printed on the left), so a preprocessing step that changes the
+    relative brightness of images shows (``imshow``'s per-image scaling would hide it)."""
+    if not versions:
+        raise ValueError("versions_grid needs at least one version")
+    rows = {name: _numpy(images) for name, images in versions.items()}
+    counts = {len(images) for images in rows.values()}
+    if len(counts) != 1:
+        raise ValueError(f"every version needs the same images, got counts {sorted(counts)}")
+    n = counts.pop()
+    fig, axes = plt.subplots(
+        len(rows), n, figsize=(n * size + 1.6, len(rows) * size * 1.05), squeeze=False
+    )
+    for row, (name, images) in zip(axes, rows.items(), strict=True):
+        images = images[:, 0] if images.ndim == 4 else images
+        low, high = float(images.min()), float(images.max())
+        for ax, image in zip(row, images, strict=True):
+            ax.imshow(image, cmap="gray", vmin=low, vmax=high)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        row[0].set_ylabel(
+            f"{name}\n[{low:.2g}, {high:.2g}]", fontsize=7, rotation=0, ha="right", va="center"
+        )
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     return fig

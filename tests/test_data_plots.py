@@ -67,3 +67,25 @@ def test_split_spread_places_single_folds_and_kfold_means_on_two_rows():
     np.testing.assert_allclose(singles.get_offsets()[:, 0], scores.ravel())
     np.testing.assert_allclose(means.get_offsets()[:, 0], scores.mean(axis=1))
     assert "3-fold mean" in ax.get_yticklabels()[1].get_text()
+
+
+def test_versions_grid_shares_one_colour_scale_per_row():
+    faint = torch.rand(3, 1, 8, 8)
+    versions = {"raw": torch.cat([faint, 0.25 * faint]), "doubled": 2 * torch.cat([faint, faint])}
+    fig = data_plots.versions_grid(versions, title="t")
+    assert len(fig.axes) == 2 * 6
+    raw_row = fig.axes[:6]
+    limits = {ax.get_images()[0].get_clim() for ax in raw_row}
+    assert len(limits) == 1  # one scale for the row: the faint copies look faint
+    low, high = limits.pop()
+    assert low == pytest.approx(float(versions["raw"].min()))
+    assert high == pytest.approx(float(versions["raw"].max()))
+    assert "raw" in raw_row[0].get_ylabel()
+    assert fig._suptitle.get_text() == "t"
+
+
+def test_versions_grid_refuses_rows_of_different_images():
+    with pytest.raises(ValueError, match="same images"):
+        data_plots.versions_grid({"a": torch.rand(2, 1, 4, 4), "b": torch.rand(3, 1, 4, 4)})
+    with pytest.raises(ValueError, match="at least one"):
+        data_plots.versions_grid({})

@@ -110,12 +110,14 @@ def focal(logits: torch.Tensor, targets: torch.Tensor, alpha: float = 0.25, gamm
     return alpha_t * (1 - p_t) ** gamma * ce
 
 
-def group_norm(x, num_groups, weight, bias, eps=1e-5):
+def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5):
     grouped = x.reshape(x.shape[0], num_groups, -1)
     var, mean = torch.var_mean(grouped, dim=-1, correction=0, keepdim=True)
     y = ((grouped - mean) / torch.sqrt(var + eps)).reshape(x.shape)
     shape = (1, x.shape[1]) + (1,) * (x.dim() - 2)
-    return y * weight.reshape(shape) + bias.reshape(shape)
+    if weight is not None:
+        y = y * weight.reshape(shape)
+    return y if bias is None else y + bias.reshape(shape)
 
 
 class ResidualBlock(torch.nn.Module):

@@ -60,10 +60,12 @@ BOOK_ARMS: dict[str, OptimizerSpec] = {
     "RMSProp": OptimizerSpec("rmsprop"),
     "Adam": OptimizerSpec("adam"),
 }
+# Wide enough that every arm's best rate is inside its grid, not at an edge (momentum 0.5 and Adam
+# picked the top of a grid ending at 0.3 and 3e-3).
 RATES: dict[str, tuple[float, ...]] = {
-    "sgd": (0.01, 0.03, 0.1, 0.3),
-    "rmsprop": (3e-4, 1e-3, 3e-3),
-    "adam": (3e-4, 1e-3, 3e-3),
+    "sgd": (0.003, 0.01, 0.03, 0.1, 0.3, 1.0),
+    "rmsprop": (1e-4, 3e-4, 1e-3, 3e-3),
+    "adam": (3e-4, 1e-3, 3e-3, 1e-2),
 }
 QUICK_RATES: dict[str, tuple[float, ...]] = {"sgd": (0.1,), "rmsprop": (1e-3,), "adam": (1e-3,)}
 

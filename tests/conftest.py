@@ -16,7 +16,11 @@ import torch
 from hypothesis import settings
 
 from tests.hostile_batch import hostile_batch  # noqa: F401 - a session fixture, shared
-from tests.worker_groups import group_and_order
+from tests.worker_groups import (  # noqa: F401 - the xdist hooks: the suite's groups and order
+    pytest_collection_modifyitems,
+    pytest_configure_node,
+    pytest_xdist_make_scheduler,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -183,8 +187,3 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Iterator[None]:
             if remote is not None:
                 pyfuncitem.funcargs[key] = remote
     yield
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    group_and_order(items)

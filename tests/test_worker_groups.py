@@ -84,3 +84,49 @@ def test_cheap_and_plugin_fixtures_and_plain_tests_are_scheduled_alone(collected
 
 def test_slow_tests_are_sent_first(collected):
     assert collected["_order"].split()[0] == "test_slow"
+
+
+GROUPED_SUITE = {
+    "conftest.py": """
+import pytest
+from tests.worker_groups import (
+    pytest_collection_modifyitems, pytest_configure_node, pytest_xdist_make_scheduler,
+)
+
+@pytest.fixture(scope="session")
+def server():
+    return object()
+
+@pytest.fixture
+def record(request, worker_id, pytestconfig):
+    yield
+    (pytestconfig.rootpath / "ran" / request.node.name).write_text(worker_id)
+""",
+    **{
+        f"test_part{i}.py": f"""
+import time
+
+def test_shares_{i}(server, record):
+    time.sleep(0.3)  # as long as the others: ungrouped, the two workers would share these
+
+def test_alone_{i}(record):
+    time.sleep(0.3)
+"""
+        for i in range(6)
+    },
+}
+
+
+def test_under_xdist_a_group_runs_on_one_worker_and_the_rest_spreads(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, repo_root
+) -> None:
+    """The claim `make test` rests on, under real xdist (pytest 9 ignores xdist's own renaming)."""
+    monkeypatch.setenv("PYTHONPATH", str(repo_root))
+    pytester.makepyfile(**{name[:-3]: text for name, text in GROUPED_SUITE.items()})
+    (pytester.path / "ran").mkdir()
+    run = pytester.runpytest_subprocess("-n", "2", "--dist", "loadgroup", "-p", "no:cacheprovider")
+    run.assert_outcomes(passed=12)
+    ran = {path.name: path.read_text() for path in (pytester.path / "ran").iterdir()}
+    assert len(ran) == 12
+    assert len({w for name, w in ran.items() if name.startswith("test_shares")}) == 1, ran
+    assert len({w for name, w in ran.items() if name.startswith("test_alone")}) == 2, ran
